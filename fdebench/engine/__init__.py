@@ -1,0 +1,11 @@
+"""fdebench's engine: neural fractional ODE solvers with direct, adjoint and checkpoint gradients.
+
+Depends on torch and numpy only; imports nothing else from fdebench.
+"""
+
+from .gradients import GRADIENTS
+from .schemes import METHODS
+from .solve import fdeint
+from .special import mittag_leffler
+
+__all__ = ["GRADIENTS", "METHODS", "fdeint", "mittag_leffler"]

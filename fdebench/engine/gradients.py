@@ -1,0 +1,123 @@
+"""Gradient modes: how a scheme obtains one step's vector-Jacobian product.
+
+A scheme (see :mod:`fdebench.engine.schemes`) splits each step into a *local* function of a few
+tensors (the part that calls the vector field) and a *linear* history combination that the scheme
+differentiates by hand (the discrete adjoint of a convolution is a convolution with the same
+weights, run backward in time).  The gradient mode decides what the local part keeps:
+
+* ``direct``: the autograd graph of every step, built during the forward solve (memory grows by
+  one step's graph per step; the baseline the adjoint is judged against).
+* ``checkpoint``: the same graphs through ``torch.utils.checkpoint``: only each step's inputs are
+  kept and the step is recomputed during the backward pass.
+* ``adjoint``: nothing.  The backward pass solves the discrete adjoint system backward in time; the
+  scheme rebuilds each step's inputs from its stored history buffer and the step is recomputed,
+  one step's graph at a time.  Because it is the exact adjoint of the forward discretisation, its
+  gradients equal ``direct`` to rounding error.
+
+Every mode accumulates the parameter cotangents in ``param_grads``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["GRADIENTS", "AdjointMode", "CheckpointMode", "DirectMode", "GradientMode"]
+
+LocalFn = Callable[..., tuple[torch.Tensor, ...]]
+
+
+class GradientMode:
+    """Base class: run a local step in the forward pass and give its VJP in the backward pass."""
+
+    name = "none"
+    #: whether :meth:`vjp` needs the step's inputs (schemes skip rebuilding them otherwise)
+    needs_inputs = True
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        self.param_grads: list[torch.Tensor | None] = [None] * len(self.params)
+
+    def record(self, key: int, fn: LocalFn, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Evaluate ``fn(key, *inputs)`` during the forward solve; return detached outputs."""
+        with torch.no_grad():
+            return fn(key, *inputs)
+
+    def vjp(
+        self,
+        key: int,
+        fn: LocalFn,
+        inputs: Sequence[torch.Tensor] | None,
+        cotangents: Sequence[torch.Tensor | None],
+    ) -> list[torch.Tensor | None]:
+        """Cotangents of the inputs of step ``key``; parameter cotangents are accumulated."""
+        leaves = [x.detach().requires_grad_() for x in inputs]
+        with torch.enable_grad():
+            outputs = fn(key, *leaves)
+        return self._pull(leaves, outputs, cotangents)
+
+    def _pull(self, leaves, outputs, cotangents) -> list[torch.Tensor | None]:
+        pairs = [
+            (o, c) for o, c in zip(outputs, cotangents, strict=True)
+            if c is not None and o.requires_grad
+        ]
+        if not pairs:
+            return [None] * len(leaves)
+        wrt = leaves + self.params
+        grads = torch.autograd.grad(
+            [o for o, _ in pairs], wrt, [c for _, c in pairs], allow_unused=True
+        )
+        for i, g in enumerate(grads[len(leaves):]):
+            if g is not None:
+                acc = self.param_grads[i]
+                self.param_grads[i] = g if acc is None else acc.add_(g)
+        return list(grads[: len(leaves)])
+
+
+class AdjointMode(GradientMode):
+    """Discrete adjoint: keep nothing forward, recompute one step at a time backward."""
+
+    name = "adjoint"
+
+
+class DirectMode(GradientMode):
+    """Autograd through every step: keep each step's graph from the forward solve."""
+
+    name = "direct"
+    needs_inputs = False
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        super().__init__(params)
+        self._graphs: dict[int, tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]] = {}
+
+    def _run(self, key: int, fn: LocalFn, leaves: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return fn(key, *leaves)
+
+    def record(self, key: int, fn: LocalFn, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves = [x.detach().requires_grad_() for x in inputs]
+        with torch.enable_grad():
+            outputs = self._run(key, fn, leaves)
+        self._graphs[key] = (leaves, outputs)
+        return tuple(o.detach() for o in outputs)
+
+    def vjp(self, key, fn, inputs, cotangents):
+        leaves, outputs = self._graphs.pop(key)
+        return self._pull(leaves, outputs, cotangents)
+
+
+class CheckpointMode(DirectMode):
+    """Direct differentiation with per-step recomputation (``torch.utils.checkpoint``)."""
+
+    name = "checkpoint"
+
+    def _run(self, key: int, fn: LocalFn, leaves: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return checkpoint(fn, key, *leaves, use_reentrant=False)
+
+
+GRADIENTS: dict[str, type[GradientMode]] = {
+    "direct": DirectMode,
+    "adjoint": AdjointMode,
+    "checkpoint": CheckpointMode,
+}

@@ -1,0 +1,25 @@
+"""The discretisations.  ``scheme_for(method, alpha)`` picks the class for a method and order."""
+
+from __future__ import annotations
+
+from .base import Field, Scheme
+from .difference import L1, GrunwaldLetnikov
+from .onestep import Euler, Heun, RungeKutta4
+from .product import FractionalABM, FractionalEuler
+
+__all__ = ["METHODS", "Field", "Scheme", "scheme_for"]
+
+#: method name -> (scheme for 0 < alpha < 1, scheme for alpha == 1); ``None``: not available
+METHODS: dict[str, tuple[type[Scheme] | None, type[Scheme]]] = {
+    "euler": (FractionalEuler, Euler),
+    "abm": (FractionalABM, Heun),
+    "l1": (L1, Euler),
+    "gl": (GrunwaldLetnikov, Euler),
+    "rk4": (None, RungeKutta4),
+}
+
+
+def scheme_for(method: str, alpha: float) -> type[Scheme]:
+    """The scheme class of ``method`` at order ``alpha`` (validated by the caller)."""
+    fractional, classical = METHODS[method]
+    return classical if alpha == 1 else fractional

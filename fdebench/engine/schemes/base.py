@@ -1,0 +1,117 @@
+"""What every scheme shares: the field wrapper, the output times, the history operations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..gradients import GradientMode
+from ..grid import Grid
+
+__all__ = ["Field", "Scheme"]
+
+
+class Field:
+    """``func(t, y)`` on flat states, checking that it returns ``y``'s shape and dtype."""
+
+    def __init__(self, func: Callable, y0: torch.Tensor) -> None:
+        self.func, self.shape, self.dtype = func, y0.shape, y0.dtype
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = self.func(t, y.view(self.shape))
+        if not isinstance(out, torch.Tensor) or out.shape != self.shape or out.dtype != self.dtype:
+            got = (
+                f"shape {tuple(out.shape)} and dtype {out.dtype}"
+                if isinstance(out, torch.Tensor) else type(out).__name__
+            )
+            raise ValueError(
+                f"func(t, y) must return a tensor of y's shape {tuple(self.shape)} and dtype "
+                f"{self.dtype}, got {got}"
+            )
+        return out.reshape(-1)
+
+
+class Scheme:
+    """One solve of ``D^alpha y = f(t, y)`` on a uniform grid.
+
+    A subclass implements :meth:`forward` (returns the states at the output times, flat) and
+    :meth:`backward` (takes their cotangents, returns the cotangent of ``y0`` and leaves the
+    parameter cotangents in ``mode.param_grads``).  Local steps go through ``mode``; the linear
+    history combinations are differentiated by hand, which makes the adjoint exact.
+    """
+
+    def __init__(
+        self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float, mode: GradientMode
+    ) -> None:
+        self.field, self.grid, self.alpha, self.mode = field, grid, alpha, mode
+        self.y0 = y0.detach().reshape(-1)
+        self.n = grid.n_steps
+        self.times = grid.times(y0.dtype, y0.device)
+        self._rows = {j: k for k, j in enumerate(grid.out_index)}
+        self._ys: torch.Tensor | None = None
+        self._grad_ys: torch.Tensor | None = None
+        self.buf: torch.Tensor | None = None
+        self.spent = False  # the backward pass reuses the buffers: set once it has run
+
+    # ---- outputs ---------------------------------------------------------------------------
+    def emit(self, j: int, y: torch.Tensor) -> None:
+        """Store ``y_j`` if grid index ``j`` is an output time."""
+        k = self._rows.get(j)
+        if k is not None:
+            self._ys[k] = y
+
+    def loss_cotangent(self, j: int) -> torch.Tensor | None:
+        """The cotangent that the loss sends to ``y_j`` (``None`` if ``j`` is no output)."""
+        k = self._rows.get(j)
+        return None if k is None else self._grad_ys[k]
+
+    def buffer(self) -> torch.Tensor:
+        """A ``(n_steps + 1, numel)`` history buffer, allocated once per solve."""
+        return self.y0.new_empty(self.n + 1, self.y0.numel())
+
+    def solve(self) -> torch.Tensor:
+        """Run the forward pass; return the states at the output times, ``(len(t), numel)``."""
+        self.spent = False
+        self._ys = self.y0.new_empty(len(self._rows), self.y0.numel())
+        self.forward()
+        ys, self._ys = self._ys, None
+        return ys
+
+    def gradient(self, grad_ys: torch.Tensor) -> torch.Tensor:
+        """Cotangent of ``y0`` for output cotangents ``grad_ys``; fills ``mode.param_grads``."""
+        self._grad_ys = grad_ys.reshape(len(self._rows), -1)
+        self.mode.param_grads = [None] * len(self.mode.params)
+        self.spent = True
+        y0_bar = self.backward()
+        self._grad_ys = self.buf = None  # free the history as soon as the gradient is known
+        return y0_bar
+
+    def forward(self) -> None:
+        raise NotImplementedError
+
+    def backward(self) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def history(buffer: torch.Tensor, flipped_kernel: torch.Tensor, m: int) -> torch.Tensor:
+    """``sum_{j<m} kernel[m - j] * buffer[j]``: one matrix-vector product over the buffer.
+
+    ``flipped_kernel`` is ``kernel.flip(-1)`` (one row or several), so the weights of target
+    ``m`` are the contiguous slice ``[n - m, n)``.
+    """
+    n = flipped_kernel.shape[-1] - 1
+    return flipped_kernel[..., n - m : n] @ buffer[:m]
+
+
+def pull(cotangents: torch.Tensor, kernel: torch.Tensor, j: int) -> torch.Tensor:
+    """Adjoint of :func:`history`: ``sum_{m>j} kernel[m - j] * cotangents[m]``."""
+    n = kernel.shape[-1] - 1
+    return kernel[1 : n - j + 1] @ cotangents[j + 1 :]
+
+
+def add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """``a + b`` where ``None`` stands for zero."""
+    if a is None:
+        return b
+    return a if b is None else a + b

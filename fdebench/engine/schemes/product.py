@@ -1,0 +1,144 @@
+"""Product-integration schemes on the Volterra form
+``y(t) = y0 + 1/Gamma(a) int_0^t (t - s)^(a-1) f(s, y(s)) ds``.
+
+The history buffer holds ``f_j = f(t_j, y_j)``; in the backward pass its slots are reused, newest
+first, for the adjoint states, and (in adjoint mode) each ``y_j`` is rebuilt from the slots that
+still hold ``f`` values.  Memory: one ``(N + 1) x |y|`` buffer (euler) or two (abm).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..weights import (
+    product_rectangle_weights,
+    product_trapezoid_first_column,
+    product_trapezoid_weights,
+)
+from .base import Scheme, add, history, pull
+
+__all__ = ["FractionalABM", "FractionalEuler"]
+
+
+class FractionalEuler(Scheme):
+    """Fractional forward Euler (explicit product-rectangle rule, Adams-Bashforth 1).
+
+    ``y_m = y0 + h^a / Gamma(a + 1) sum_{j<m} ((m - j)^a - (m - j - 1)^a) f(t_j, y_j)``
+    (Garrappa 2018, Mathematics 6(2):16, eq. (10); the predictor of Diethelm, Ford & Freed
+    2002).  Global order 1 when ``f(t, y(t))`` is smooth in ``t`` (Garrappa 2018, Sec. 3.1);
+    with ``a = 1`` the weights are all ``h`` (use the one-step form instead).
+    """
+
+    def _weights(self) -> torch.Tensor:
+        k = product_rectangle_weights(self.alpha, self.n, self.grid.h)
+        return k.to(self.y0)
+
+    def forward(self) -> None:
+        self.kernel = self._weights()
+        flipped = self.kernel.flip(0)
+        self.buf = buf = self.buffer()
+        for j in range(self.n + 1):
+            y = self.y0 + history(buf, flipped, j) if j else self.y0
+            self.emit(j, y)
+            if j < self.n:
+                (f,) = self.mode.record(j, self._local, y)
+                buf[j] = f
+
+    def _local(self, j: int, y: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.field(self.times[j], y),)
+
+    def backward(self) -> torch.Tensor:
+        buf, kernel, n = self.buf, self.kernel, self.n
+        flipped = kernel.flip(0)
+        y0_bar = torch.zeros_like(self.y0)
+        for j in range(n, -1, -1):
+            y_bar = self.loss_cotangent(j)
+            if j < n:
+                f_bar = pull(buf, kernel, j)
+                inputs = None
+                if self.mode.needs_inputs:
+                    inputs = (self.y0 + history(buf, flipped, j) if j else self.y0,)
+                (vjp,) = self.mode.vjp(j, self._local, inputs, (f_bar,))
+                y_bar = add(y_bar, vjp)
+            if y_bar is None:
+                buf[j].zero_()
+            else:
+                buf[j] = y_bar
+                y0_bar += y_bar
+        return y0_bar
+
+
+class FractionalABM(Scheme):
+    """Diethelm's fractional Adams-Bashforth-Moulton predictor-corrector (PECE, one correction).
+
+    Predictor: the product-rectangle rule (:class:`FractionalEuler`).  Corrector: the product
+    trapezoidal rule
+    ``y_m = y0 + h^a/Gamma(a+2) (f(t_m, y^P_m) + sum_{j<m} a_{j,m} f(t_j, y_j))``
+    (Diethelm, Ford & Freed 2002, Nonlinear Dyn. 29:3-22, eqs. (1.5)-(1.6)).  Global order
+    ``min(2, 1 + a)`` when ``f(t, y(t))`` is smooth in ``t`` (Diethelm, Ford & Freed 2004,
+    Numer. Algorithms 36:31-52, Thm. 3.2).  Two evaluations of ``f`` per step.
+    """
+
+    def _weights(self) -> None:
+        a, n, h = self.alpha, self.n, self.grid.h
+        self.k_pred = product_rectangle_weights(a, n, h).to(self.y0)
+        self.k_corr = product_trapezoid_weights(a, n, h).to(self.y0)
+        self.first = product_trapezoid_first_column(a, n, h).to(self.y0)
+        # the corrector weight of f_0 is `first[m]`, not the Toeplitz `k_corr[m]`
+        self.first_fix = (self.first - self.k_corr).tolist()
+        self.kappa = h**a / math.gamma(a + 2)
+
+    def forward(self) -> None:
+        self._weights()
+        flipped = torch.stack([self.k_pred, self.k_corr]).flip(1)
+        self.buf = buf = self.buffer()
+        self.emit(0, self.y0)
+        (buf[0],) = self.mode.record(0, self._first, self.y0)
+        for m in range(1, self.n + 1):
+            inputs = self._inputs(buf, flipped, m)
+            if m < self.n:
+                y, buf[m] = self.mode.record(m, self._step, *inputs)
+            else:
+                (y,) = self.mode.record(m, self._last, *inputs)
+            self.emit(m, y)
+
+    def _inputs(self, buf, flipped, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y^P_m, y0 + corrector history)`` from the stored ``f_0 .. f_{m-1}``."""
+        pred, corr = history(buf, flipped, m)
+        base = corr.add_(buf[0], alpha=self.first_fix[m]).add_(self.y0)
+        return self.y0 + pred, base
+
+    def _first(self, j: int, y: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.field(self.times[0], y),)
+
+    def _last(self, m: int, y_pred: torch.Tensor, base: torch.Tensor) -> tuple[torch.Tensor]:
+        return (base + self.kappa * self.field(self.times[m], y_pred),)
+
+    def _step(self, m: int, y_pred: torch.Tensor, base: torch.Tensor):
+        (y,) = self._last(m, y_pred, base)
+        return y, self.field(self.times[m], y)
+
+    def backward(self) -> torch.Tensor:
+        n, buf = self.n, self.buf
+        flipped = torch.stack([self.k_pred, self.k_corr]).flip(1)
+        pred_bar = self.buffer()  # cotangents of y^P_m; `buf` takes those of the corrector base
+        y0_bar = torch.zeros_like(self.y0)
+        for m in range(n, 0, -1):
+            inputs = self._inputs(buf, flipped, m) if self.mode.needs_inputs else None
+            if m < n:
+                f_bar = pull(buf, self.k_corr, m) + pull(pred_bar, self.k_pred, m)
+                fn, cots = self._step, (self.loss_cotangent(m), f_bar)
+            else:
+                fn, cots = self._last, (self.loss_cotangent(m),)
+            p_bar, b_bar = self.mode.vjp(m, fn, inputs, cots)
+            for target, value in ((pred_bar[m], p_bar), (buf[m], b_bar)):
+                if value is None:
+                    target.zero_()
+                else:
+                    target.copy_(value)
+                    y0_bar += value
+        f_bar = self.first[1:] @ buf[1:] + self.k_pred[1:] @ pred_bar[1:]
+        (vjp,) = self.mode.vjp(0, self._first, (self.y0,), (f_bar,))
+        return y0_bar + add(self.loss_cotangent(0), vjp)

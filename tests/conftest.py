@@ -1,0 +1,21 @@
+import pytest
+import torch
+
+
+class TimeMLP(torch.nn.Module):
+    """A small time-dependent field ``tanh(y W1 + t b) W2`` for gradient tests."""
+
+    def __init__(self, dim: int = 3, hidden: int = 5, dtype=torch.float64, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w1 = torch.nn.Parameter(torch.randn(dim, hidden, generator=g, dtype=dtype) / dim)
+        self.b = torch.nn.Parameter(torch.randn(hidden, generator=g, dtype=dtype))
+        self.w2 = torch.nn.Parameter(torch.randn(hidden, dim, generator=g, dtype=dtype) / hidden)
+
+    def forward(self, t, y):
+        return torch.tanh(y @ self.w1 + t * self.b) @ self.w2
+
+
+@pytest.fixture
+def field():
+    return TimeMLP()
