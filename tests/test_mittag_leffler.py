@@ -201,6 +201,26 @@ def test_grid_other_beta(alpha: float, z: float, beta_kind: str) -> None:
     _assert_close(mittag_leffler(alpha, z, beta), ref, f"E_{alpha:g},{beta:g}({z:g})")
 
 
+@pytest.mark.parametrize("beta", [0.01, 1.0, 2.5], ids=lambda b: f"b={b:g}")
+@pytest.mark.parametrize("alpha", [0.3, 0.75, 1.0], ids=lambda a: f"a={a:g}")
+def test_contour_regime_boundaries(alpha: float, beta: float) -> None:
+    """``z`` just around ``|z| = 1`` (series/contour switch) and around the poles
+    ``z^(1/alpha) = 1, 2, 4`` where the parabola parameter changes."""
+    stars = [1.0001, 1.9999, 2.0, 2.0001, 3.9999, 4.0, 4.0001]
+    zs = [-1.0001, -1.0, -0.9999, 0.9999, 1.0, *(s**alpha for s in stars)]
+    values = mittag_leffler(alpha, np.array(zs), beta)
+    for z, v in zip(zs, values, strict=True):
+        _assert_close(float(v), _series_ref(alpha, beta, z), f"E_{alpha:g},{beta:g}({z!r})")
+
+
+@pytest.mark.parametrize("beta", [5.0, 20.0], ids=lambda b: f"b={b:g}")
+def test_large_beta(beta: float) -> None:
+    zs = [-20.0, -5.0, -1.5, 1.5, 5.0]
+    values = mittag_leffler(0.9, np.array(zs), beta)
+    for z, v in zip(zs, values, strict=True):
+        _assert_close(float(v), _series_ref(0.9, beta, z), f"E_0.9,{beta:g}({z:g})")
+
+
 @pytest.mark.parametrize("alpha", ALPHAS, ids=lambda a: f"a={a:g}")
 def test_array_matches_scalar_and_reference(alpha: float) -> None:
     """One vectorised call over the grid (all regimes at once) equals the scalar calls."""
