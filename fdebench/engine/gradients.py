@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from torch.autograd.graph import get_gradient_edge
 from torch.utils.checkpoint import checkpoint
 
 __all__ = ["GRADIENTS", "AdjointMode", "CheckpointMode", "DirectMode", "GradientMode"]
@@ -59,9 +60,11 @@ class GradientMode:
         return self._pull(leaves, outputs, cotangents)
 
     def _pull(self, leaves, outputs, cotangents) -> list[torch.Tensor | None]:
+        """VJP from ``outputs`` (tensors, gradient edges, or ``None`` for constant outputs)."""
         pairs = [
             (o, c) for o, c in zip(outputs, cotangents, strict=True)
-            if c is not None and o.requires_grad
+            if c is not None and o is not None and (not isinstance(o, torch.Tensor)
+                                                    or o.requires_grad)
         ]
         if not pairs:
             return [None] * len(leaves)
@@ -99,7 +102,10 @@ class DirectMode(GradientMode):
         leaves = [x.detach().requires_grad_() for x in inputs]
         with torch.enable_grad():
             outputs = self._run(key, fn, leaves)
-        self._graphs[key] = (leaves, outputs)
+        # Keep each output's gradient edge, not the output: its values live on (detached) only
+        # as long as the scheme needs them, which saves one state per step.
+        edges = [get_gradient_edge(o) if o.requires_grad else None for o in outputs]
+        self._graphs[key] = (leaves, edges)
         return tuple(o.detach() for o in outputs)
 
     def vjp(self, key, fn, inputs, cotangents):

@@ -1,0 +1,99 @@
+"""One benchmark workload: a forward solve plus the backward pass of ``ys[-1].square().mean()``.
+
+``outputs="all"`` asks for every grid time (``t = linspace(0, 1, N + 1)``, as the benchmarks do),
+so the returned ``ys`` and its cotangent are each ``(N + 1) x |y|``.  ``outputs="final"`` asks for
+``t = [0, 1]`` on the same grid of ``N`` steps, which isolates the solver's own memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fdebench.engine import fdeint
+
+from .fields import make_field
+
+__all__ = ["OUTPUTS", "SOLVERS", "T_END", "Workload", "make_workload"]
+
+T_END = 1.0
+OUTPUTS = ("all", "final")
+SOLVERS = ("fdebench", "torchdiffeq")
+
+
+@dataclass
+class Workload:
+    """A ready-to-run forward+backward pass; :attr:`run` is what a benchmark round times."""
+
+    field: nn.Module
+    y0: torch.Tensor
+    run: Callable[[], None]
+
+    @property
+    def state_bytes(self) -> int:
+        """``|y|``: the bytes of one state."""
+        return self.y0.numel() * self.y0.element_size()
+
+    def zero_grad(self) -> None:
+        """Zero the parameter gradients in place (keeps their memory allocated)."""
+        for p in self.field.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            else:
+                p.grad.zero_()
+
+
+def make_workload(
+    field: str,
+    method: str,
+    gradient: str,
+    steps: int,
+    alpha: float,
+    device: str | torch.device,
+    *,
+    solver: str = "fdebench",
+    outputs: str = "all",
+) -> Workload:
+    """Build the field ``field`` on ``device`` and a closure running one forward+backward pass.
+
+    ``solver="torchdiffeq"`` integrates the same field with ``torchdiffeq.odeint`` (``alpha``
+    must be 1, ``gradient`` must be ``"direct"``; ``method`` is passed through).
+    """
+    if outputs not in OUTPUTS:
+        raise ValueError(f"outputs must be one of {OUTPUTS}, got {outputs!r}")
+    device = torch.device(device)
+    module, y0 = make_field(field, device)
+    grid = torch.linspace(0.0, T_END, steps + 1, device=device)
+    t = grid if outputs == "all" else grid[[0, -1]]
+    step_size = None if outputs == "all" else T_END / steps
+
+    if solver == "fdebench":
+
+        def solve() -> torch.Tensor:
+            return fdeint(
+                module, y0, t, alpha=alpha, method=method, step_size=step_size, gradient=gradient
+            )
+
+    elif solver == "torchdiffeq":
+        if alpha != 1 or gradient != "direct":
+            raise ValueError("torchdiffeq solves alpha == 1 with direct gradients only")
+        from torchdiffeq import odeint
+
+        options = None if outputs == "all" else {"grid_constructor": lambda f, y, tt: grid}
+
+        def solve() -> torch.Tensor:
+            return odeint(module, y0, t, method=method, options=options)
+
+    else:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+
+    def run() -> None:
+        ys = solve()
+        ys[-1].square().mean().backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return Workload(module, y0, run)
