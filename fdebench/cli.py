@@ -1,11 +1,18 @@
-"""The ``fdebench`` command line: parse arguments, call the library, map errors to exit codes."""
+"""The ``fdebench`` command line: parse arguments, call runner/report, map errors to exit codes.
+
+Exit codes: 0 success; 1 some runs failed (their records and the report are still written) or
+``check`` found a mismatch; 2 bad usage or input (a one-line error per problem); 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
+
+DEFAULT_SUITE = Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -18,6 +25,36 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .runner import load_suite, plan, run_suite
+
+    suite = load_suite(args.suite)
+    if args.dry_run:
+        runs = plan(suite, args.device, args.only)
+        for run in runs:
+            print(run.run_id + (f"  (skipped: {run.skip})" if run.skip else ""))
+        print(f"{len(runs)} runs ({sum(1 for r in runs if r.skip)} skipped)", file=sys.stderr)
+        return 0
+    counts = run_suite(suite, args.results_dir, device=args.device, only=args.only,
+                       force=args.force, quiet=args.quiet)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"suite {suite.name}: {summary or 'nothing to run'}")
+    results = args.results_dir / suite.name
+    if (results / "runs.jsonl").exists():
+        from .report import write_report
+
+        print(f"report: {write_report(results, args.reports_dir)}")
+    failed = sum(n for status, n in counts.items() if status not in ("ok", "cached", "skipped"))
+    return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.results, args.reports_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fdebench",
@@ -25,6 +62,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fdebench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a suite, record the runs, write the report",
+                         description="Run every task of a suite under each configuration in "
+                         "a fresh process, append one record per run, then write the report.")
+    run.add_argument("suite", nargs="?", type=Path, default=DEFAULT_SUITE,
+                     help="suite YAML file (default: suites/quickstart.yaml)")
+    run.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR",
+                     help="where run records go (default: results/)")
+    run.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
+                     help="where reports go (default: reports/)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                     help="override the suite's device")
+    run.add_argument("--only", metavar="PATTERN",
+                     help="run only ids matching PATTERN (a glob, or a substring)")
+    run.add_argument("--force", action="store_true", help="redo runs already recorded ok")
+    run.add_argument("--dry-run", action="store_true", help="print the expanded runs and exit")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.set_defaults(handler=_run)
+
+    report = sub.add_parser("report", help="write the report of stored results",
+                            description="Write reports/<suite>/README.md and figures from a "
+                            "results folder, without running anything.")
+    report.add_argument("results", type=Path, help="a results folder, e.g. results/quickstart")
+    report.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
+                        help="where reports go (default: reports/)")
+    report.set_defaults(handler=_report)
+
     check = sub.add_parser(
         "check",
         help="check the engine on embedded problems (accuracy, gradient agreement)",
@@ -45,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"fdebench: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"fdebench: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("fdebench: interrupted; finished runs are recorded, run again to resume",
+              file=sys.stderr)
         return 130
 
 

@@ -1,35 +1,60 @@
-"""Dependencies point down only: the engine imports torch, numpy and the standard library."""
+"""Dependencies point down only (see STYLE.md): each layer imports what it may, nothing else."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import fdebench
 
 PACKAGE = Path(fdebench.__file__).parent
-ENGINE_ALLOWED = {"torch", "numpy"} | set(sys.stdlib_module_names)
+STDLIB = set(sys.stdlib_module_names)
+
+#: layer -> (third-party modules it may import, fdebench layers it may import)
+RULES = {
+    "engine": ({"torch", "numpy"}, set()),
+    "measure": ({"torch", "psutil", "pynvml"}, set()),
+    "tasks": ({"torch", "numpy"}, {"engine"}),
+    "results": ({"pandas", "numpy"}, set()),
+    "report": ({"pandas", "numpy", "matplotlib", "tabulate"}, {"results"}),
+    "runner": ({"torch", "yaml", "tqdm"}, {"engine", "tasks", "measure", "results"}),
+}
 
 
 def _imports(path: Path):
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
+    """Absolute names of everything ``path`` imports (relative imports resolved)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    package = parts[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name, 0
+            yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            yield node.module or "", node.level
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                yield ".".join([*base, node.module] if node.module else base)
+            else:
+                yield node.module
 
 
-def test_engine_imports_only_torch_numpy_and_itself():
-    engine = PACKAGE / "engine"
-    files = sorted(engine.rglob("*.py"))
+@pytest.mark.parametrize("layer", sorted(RULES))
+def test_layer_imports(layer):
+    third_party, layers = RULES[layer]
+    files = sorted((PACKAGE / layer).rglob("*.py"))
     assert files
     for path in files:
-        depth = len(path.relative_to(engine).parts) - 1  # how far below engine/
-        for module, level in _imports(path):
-            if level:  # relative: must not climb out of engine/
-                assert level - 1 <= depth, f"{path.name} imports {'.' * level}{module}"
+        for name in _imports(path):
+            top, *rest = name.split(".")
+            if top == "fdebench":
+                target = rest[0] if rest else ""
+                assert target in layers | {layer, ""}, f"{path.name} imports {name}"
             else:
-                assert module.split(".")[0] in ENGINE_ALLOWED, f"{path.name} imports {module}"
+                assert top in STDLIB | third_party, f"{path.name} imports {name}"
+
+
+def test_results_and_report_load_without_torch():
+    code = "import sys, fdebench.results, fdebench.report; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,10 @@
+"""Measurement recipes shared by the whole project: time, peak memory, environment.
+
+Knows nothing of FDEs.
+"""
+
+from .environment import fingerprint
+from .memory import PeakMemory
+from .timing import median_iqr, now
+
+__all__ = ["PeakMemory", "fingerprint", "median_iqr", "now"]

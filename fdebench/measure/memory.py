@@ -1,0 +1,92 @@
+"""The one memory recipe: peak above a baseline over a measured window.
+
+* CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation at the window's start (peak
+  stats reset there), ``max_memory_reserved`` likewise, and the device's used memory sampled
+  with NVML (``pynvml``, from the ``nvidia-ml-py`` package) in a thread.
+* CPU: the process's resident set size (``psutil``) sampled every millisecond in a thread, peak
+  minus the RSS at the window's start.  Run each measurement in a fresh process (the harness
+  does) so that allocations of earlier work do not hide in the baseline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import psutil
+import torch
+
+__all__ = ["PeakMemory"]
+
+
+class _Sampler(threading.Thread):
+    """Calls ``read()`` every ``interval`` seconds and keeps the maximum."""
+
+    def __init__(self, read: Callable[[], int], interval: float = 1e-3) -> None:
+        super().__init__(daemon=True)
+        self.read, self.interval = read, interval
+        self.peak = read()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.peak = max(self.peak, self.read())
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        self.peak = max(self.peak, self.read())
+        return self.peak
+
+
+def _nvml_reader(device: torch.device) -> Callable[[], int] | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception:  # no driver library, or not an NVIDIA device: not measured
+        return None
+    return lambda: int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+
+
+class PeakMemory:
+    """Context manager measuring peak memory above the baseline at entry.
+
+    After exit, :attr:`result` holds ``peak_mem_bytes`` and, on CUDA, ``peak_reserved_bytes``
+    and ``nvml_peak_used_bytes`` (``None`` when NVML is unavailable).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.result: dict[str, int | None] = {}
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._allocated = torch.cuda.memory_allocated(self.device)
+            self._reserved = torch.cuda.memory_reserved(self.device)
+            read = _nvml_reader(self.device)
+            self._sampler = _Sampler(read) if read else None
+        else:
+            process = psutil.Process()
+            self._sampler = _Sampler(lambda: process.memory_info().rss)
+        self._baseline = self._sampler.peak if self._sampler else 0
+        if self._sampler:
+            self._sampler.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        peak = self._sampler.stop() if self._sampler else None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.result = {
+                "peak_mem_bytes": torch.cuda.max_memory_allocated(self.device) - self._allocated,
+                "peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device)
+                - self._reserved,
+                "nvml_peak_used_bytes": None if peak is None else peak - self._baseline,
+            }
+        else:
+            self.result = {"peak_mem_bytes": peak - self._baseline}

@@ -1,0 +1,172 @@
+"""Summary tables of stored runs: gradient modes side by side, failures, environment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .grouping import format_value, ordered_modes
+from .series import Panel
+
+__all__ = [
+    "STATUS_ORDER", "environment_table", "exponent_table", "failed_table", "gradient_summary",
+    "gradient_table", "markdown_table", "status_counts",
+]
+
+MIB = 2**20
+STATUS_ORDER = ("ok", "oom", "nan", "timeout", "error")
+#: (column, label) of the environment facts a report shows
+ENVIRONMENT = (
+    ("env.device_name", "device name"), ("device", "torch device"),
+    ("env.torch_version", "torch"), ("env.python", "python"), ("env.cpu", "cpu"),
+    ("env.threads", "threads"), ("env.git_commit", "git commit"),
+    ("env.fdebench_version", "fdebench"), ("env.hostname", "host"),
+)
+_MEASURES = ("peak_mem_bytes", "time_per_iter_s", "grad_rel_err")
+
+
+def markdown_table(table: pd.DataFrame, align: Sequence[str] | None = None) -> str:
+    """``table`` (all text) as a GitHub markdown table, cells printed as given."""
+    cells = table.map(lambda v: str(v).replace("|", "\\|").replace("\n", " "))
+    return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
+def status_counts(runs: pd.DataFrame) -> str:
+    """``"12 runs: 10 ok, 1 oom, 1 error"``."""
+    counts = runs["status"].map(format_value).replace("", "unknown").value_counts()
+    order = [s for s in STATUS_ORDER if s in counts] + sorted(set(counts.index) - {*STATUS_ORDER})
+    parts = ", ".join(f"{counts[s]} {s}" for s in order)
+    return f"{len(runs)} run{'s' * (len(runs) != 1)}" + (f": {parts}" if parts else "")
+
+
+def environment_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The distinct values of each environment fact present in ``runs``."""
+    rows = []
+    for column, label in ENVIRONMENT:
+        if column in runs.columns:
+            values = [format_value(v) for v in runs[column].dropna().unique()]
+            if values:
+                rows.append({"": label, "value(s)": ", ".join(values)})
+    return pd.DataFrame(rows, columns=["", "value(s)"])
+
+
+def failed_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Run id, status and message of every run whose status is not ``ok``."""
+    failed = runs[runs["status"] != "ok"]
+    message = failed.get("message", pd.Series(None, index=failed.index, dtype=object))
+    return pd.DataFrame({
+        "run_id": failed["run_id"].map(format_value),
+        "status": failed["status"].map(format_value).replace("", "unknown"),
+        "message": message.map(lambda v: format_value(v)[:240]),
+    })
+
+
+def _numeric(runs: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``runs`` with ``columns`` present and numeric (missing or non-numeric: NaN)."""
+    runs = runs.copy()
+    for column in columns:
+        values = runs[column] if column in runs.columns else np.nan
+        runs[column] = pd.to_numeric(values, errors="coerce")
+    return runs
+
+
+def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
+    """One row per configuration x gradient mode of one task's ``ok`` runs, numbers only.
+
+    Columns: ``keys``, ``gradient``, ``mem_mib`` and ``time_ms`` (means over seeds),
+    ``mem_ratio`` and ``time_ratio`` (to ``direct`` at the same configuration),
+    ``<metric>_mean`` and ``<metric>_std`` over seeds, ``grad_rel_err`` (max over seeds),
+    ``ok`` and ``runs`` (run counts).  Rows sorted by configuration, then direct, adjoint,
+    checkpoint, others.
+    """
+    group = [*keys, "gradient"]
+    runs = _numeric(runs, [*_MEASURES, *metrics])
+    ok = runs[runs["status"] == "ok"].groupby(group, dropna=False, sort=False)
+    summary = pd.DataFrame({
+        "mem_mib": ok["peak_mem_bytes"].mean() / MIB,
+        "time_ms": ok["time_per_iter_s"].mean() * 1e3,
+        "grad_rel_err": ok["grad_rel_err"].max(),
+        "ok": ok.size(),
+    })
+    for metric in metrics:
+        summary[f"{metric}_mean"] = ok[metric].mean()
+        summary[f"{metric}_std"] = ok[metric].std()
+    summary["runs"] = runs.groupby(group, dropna=False).size().reindex(summary.index)
+    return _sorted(_with_ratios(summary.reset_index(), keys), keys)
+
+
+def _with_ratios(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Add ``mem_ratio`` and ``time_ratio``: each row over direct's at the same configuration."""
+    on = keys or ["_all"]
+    summary = summary.assign(_all=0)
+    direct = summary.loc[summary["gradient"] == "direct", [*on, "mem_mib", "time_ms"]]
+    direct = direct.rename(columns={"mem_mib": "_mem_direct", "time_ms": "_time_direct"})
+    summary = summary.merge(direct, on=on, how="left")
+    summary["mem_ratio"] = summary["mem_mib"] / summary["_mem_direct"]
+    summary["time_ratio"] = summary["time_ms"] / summary["_time_direct"]
+    return summary.drop(columns=["_all", "_mem_direct", "_time_direct"])
+
+
+def _sorted(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows by configuration, then gradient mode (direct, adjoint, checkpoint, others)."""
+    rank = {m: i for i, m in enumerate(ordered_modes(summary["gradient"]))}
+    summary = summary.assign(_rank=summary["gradient"].map(rank))
+    summary = summary.sort_values([*keys, "_rank"], na_position="last", kind="stable")
+    return summary.drop(columns="_rank").reset_index(drop=True)
+
+
+def _number(value: float) -> str:
+    """Three significant digits, no exponent above 100; empty when missing."""
+    if pd.isna(value):
+        return ""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _ratio(value: float) -> str:
+    """``"0.25×"``; more digits when small; empty when missing."""
+    if pd.isna(value):
+        return ""
+    return f"{value:.2f}×" if value >= 0.1 else f"{value:.2g}×"
+
+
+def _mean_std(mean: float, std: float) -> str:
+    """``"1.23e-03 ± 4.5e-05"`` style (``.3g``); only the mean with one seed."""
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.3g}" if pd.isna(std) else f"{mean:.3g} ± {std:.2g}"
+
+
+def gradient_table(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -> str:
+    """The markdown table of :func:`gradient_summary`'s rows."""
+    table = pd.DataFrame({k: summary[k].map(format_value) for k in keys})
+    table["gradient"] = summary["gradient"].map(format_value)
+    table["peak mem (MiB)"] = summary["mem_mib"].map(_number)
+    table["mem / direct"] = summary["mem_ratio"].map(_ratio)
+    table["time/iter (ms)"] = summary["time_ms"].map(_number)
+    table["time / direct"] = summary["time_ratio"].map(_ratio)
+    for metric in metrics:
+        pairs = zip(summary[f"{metric}_mean"], summary[f"{metric}_std"], strict=True)
+        table[metric] = [_mean_std(m, s) for m, s in pairs]
+    table["grad rel err (max)"] = summary["grad_rel_err"].map(
+        lambda v: "" if pd.isna(v) else f"{v:.2e}")
+    table["ok / runs"] = [f"{ok}/{n}" for ok, n in zip(summary["ok"], summary["runs"], strict=True)]
+    align = ["left"] * (len(keys) + 1) + ["right"] * (table.shape[1] - len(keys) - 1)
+    return markdown_table(table, align)
+
+
+
+def exponent_table(memory: list[Panel], time: list[Panel]) -> str:
+    """Markdown table of the fitted growth exponents per configuration and gradient mode."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for column, panels in (("memory ~N^k", memory), ("time/iter ~N^k", time)):
+        for panel in panels:
+            for series in panel.series:
+                row = rows.setdefault((panel.title, series.gradient), {
+                    "configuration": panel.title, "gradient": series.gradient,
+                    "N": f"{series.n.min():.0f}-{series.n.max():.0f}",
+                    "memory ~N^k": "", "time/iter ~N^k": ""})
+                row[column] = "" if series.exponent is None else f"{series.exponent:.2f}"
+    table = pd.DataFrame(list(rows.values()))
+    return markdown_table(table, ["left", "left", "right", "right", "right"])

@@ -1,0 +1,7 @@
+"""Suites -> runs -> records.  The only package that combines engine, tasks, measure, results."""
+
+from .config import Suite, SuiteError, load_suite
+from .grid import RunSpec, expand
+from .suite import plan, run_suite
+
+__all__ = ["RunSpec", "Suite", "SuiteError", "expand", "load_suite", "plan", "run_suite"]

@@ -1,0 +1,263 @@
+"""Suite files: YAML -> validated :class:`Suite`, with one message per problem.
+
+PyYAML parses the file; the schema below is checked explicitly (each task contributes its own
+keys, so the schema is built per task), and every message names the file, the line (from the
+YAML node marks) and the key, e.g. ``suites/x.yaml:12: tasks[0].alpha: must be in (0, 1], got 1.5``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..engine import GRADIENTS, METHODS
+from ..tasks import ENGINE_DEFAULTS, TASKS
+
+__all__ = ["Measure", "Suite", "SuiteError", "TaskEntry", "load_suite"]
+
+
+class SuiteError(ValueError):
+    """Every problem found in a suite file, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Measure:
+    warmup_iters: int = 1
+    timed_iters: int | None = None  # None: every iteration after the warm-up
+    time_limit_s: float = 600.0
+    threads: int | None = None  # torch intra-op threads per run; None: torch's default
+
+
+@dataclass
+class TaskEntry:
+    task: str
+    params: dict[str, Any]
+    grid: dict[str, list[Any]]
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path | None
+    device: str = "auto"
+    description: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    measure: Measure = field(default_factory=Measure)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    tasks: list[TaskEntry] = field(default_factory=list)
+
+
+# ---- value checks: each returns a problem or None ---------------------------------------------
+def _number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _positive(v: Any) -> str | None:
+    return None if _number(v) and v > 0 else f"must be a positive number, got {v!r}"
+
+
+def _alpha(v: Any) -> str | None:
+    return None if _number(v) and 0 < v <= 1 else f"must be a number in (0, 1], got {v!r}"
+
+
+def _one_of(choices) -> Any:
+    def check(v: Any) -> str | None:
+        if v in choices:
+            return None
+        return f"unknown value {v!r}; valid values: {', '.join(sorted(choices))}"
+    return check
+
+
+ENGINE_CHECKS = {
+    "alpha": _alpha,
+    "method": _one_of(METHODS),
+    "gradient": _one_of(GRADIENTS),
+    "step_size": _positive,
+    "t_end": _positive,
+}
+
+
+def _typed(default: Any) -> Any:
+    """The check for a task parameter: the type of its default."""
+    def check(v: Any) -> str | None:
+        if isinstance(default, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(default, int):
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif isinstance(default, float):
+            ok = _number(v)
+        else:
+            ok = isinstance(v, type(default))
+        return None if ok else f"must be of type {type(default).__name__}, got {v!r}"
+    return check
+
+
+def key_checks(task: str) -> dict[str, Any]:
+    """Every key a task accepts and its check."""
+    checks = dict(ENGINE_CHECKS)
+    checks.update({k: _typed(v) for k, v in TASKS[task].params.items()})
+    return checks
+
+
+def all_keys() -> set[str]:
+    return set(ENGINE_DEFAULTS) | {k for t in TASKS.values() for k in t.params}
+
+
+# ---- YAML with line numbers -------------------------------------------------------------------
+def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map each key path (``("tasks", 0, "alpha")``) to its 1-based line in the file."""
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[(*path, key.value)] = key.start_mark.line + 1
+            _lines(value, (*path, key.value), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*path, i), out)
+    return out
+
+
+class _Checker:
+    """Collects problems as ``file:line: key: message``."""
+
+    def __init__(self, source: str, lines: dict[tuple, int]) -> None:
+        self.source, self.lines, self.problems = source, lines, []
+
+    def add(self, path: tuple, message: str) -> None:
+        line = next((self.lines[path[:i]] for i in range(len(path), -1, -1)
+                     if path[:i] in self.lines), None)
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        prefix = f"{self.source}:{line}" if line else self.source
+        self.problems.append(f"{prefix}: {where or 'suite'}: {message}")
+
+    def mapping(self, value: Any, path: tuple, allowed: set[str] | None) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(path, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        for key in value:
+            if allowed is not None and key not in allowed:
+                self.add((*path, key), f"unknown key; valid keys: {', '.join(sorted(allowed))}")
+        return value
+
+    def values(self, params: dict, path: tuple, checks: dict) -> None:
+        for key, value in params.items():
+            check = checks.get(key)
+            if check and (problem := check(value)):
+                self.add((*path, key), problem)
+
+    def grid(self, grid: Any, path: tuple, checks: dict) -> dict[str, list]:
+        grid = self.mapping(grid, path, set(checks))
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                self.add((*path, key), f"a grid entry must be a non-empty list, got {values!r}")
+                continue
+            check = checks.get(key)
+            for i, value in enumerate(values):
+                if check and (problem := check(value)):
+                    self.add((*path, key, i), problem)
+        return {k: v for k, v in grid.items() if isinstance(v, list)}
+
+
+TOP_KEYS = {"name", "description", "device", "seeds", "measure", "defaults", "grid", "tasks"}
+MEASURE_CHECKS = {
+    "warmup_iters": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    else f"must be an integer >= 0, got {v!r}",
+    "timed_iters": lambda v: None if v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                                   and v >= 1)
+    else f"must be an integer >= 1 or null, got {v!r}",
+    "time_limit_s": _positive,
+    "threads": lambda v: None if v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                               and v >= 1)
+    else f"must be an integer >= 1 or null, got {v!r}",
+}
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; raise :class:`SuiteError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SuiteError([f"{path}: cannot read suite file: {exc.strerror}"]) from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or exc
+        raise SuiteError([f"{where}: invalid YAML: {problem}"]) from None
+    return parse_suite(data, str(path), _lines(node) if node is not None else {}, path)
+
+
+def parse_suite(data: Any, source: str = "<suite>", lines: dict | None = None,
+                path: Path | None = None) -> Suite:
+    """Validate already-parsed suite data (see :func:`load_suite`)."""
+    c = _Checker(source, lines or {})
+    data = c.mapping(data, (), TOP_KEYS)
+    suite = Suite(name=data.get("name"), path=path)
+    if not (isinstance(suite.name, str) and re.fullmatch(r"[A-Za-z0-9_-]+", suite.name)):
+        c.add(("name",), f"a name of letters, digits, '-' and '_' is required, got {suite.name!r}")
+    suite.description = str(data.get("description", ""))
+    suite.device = data.get("device", "auto")
+    if suite.device not in ("auto", "cpu", "cuda"):
+        c.add(("device",), f"must be auto, cpu or cuda, got {suite.device!r}")
+    suite.seeds = data.get("seeds", [0])
+    if not (isinstance(suite.seeds, list) and suite.seeds
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in suite.seeds)):
+        c.add(("seeds",), f"must be a non-empty list of integers, got {suite.seeds!r}")
+    measure = c.mapping(data.get("measure"), ("measure",), set(MEASURE_CHECKS))
+    c.values(measure, ("measure",), MEASURE_CHECKS)
+    suite.measure = Measure(**{k: v for k, v in measure.items() if k in MEASURE_CHECKS})
+    suite.defaults = c.mapping(data.get("defaults"), ("defaults",), all_keys())
+    c.values(suite.defaults, ("defaults",), ENGINE_CHECKS)
+    suite.grid = c.grid(data.get("grid"), ("grid",), {k: None for k in all_keys()}
+                        | ENGINE_CHECKS)
+    suite.tasks = _tasks(c, data.get("tasks"), suite)
+    if c.problems:
+        raise SuiteError(list(dict.fromkeys(c.problems)))
+    return suite
+
+
+def _tasks(c: _Checker, entries: Any, suite: Suite) -> list[TaskEntry]:
+    if not isinstance(entries, list) or not entries:
+        c.add(("tasks",), "a non-empty list of task entries is required")
+        return []
+    out = []
+    for i, entry in enumerate(entries):
+        path = ("tasks", i)
+        entry = c.mapping(entry, path, None)
+        name = entry.get("task")
+        if name not in TASKS:
+            valid = ", ".join(sorted(TASKS))
+            c.add((*path, "task"), f"unknown task {name!r}; valid tasks: {valid}")
+            continue
+        checks = key_checks(name)
+        c.mapping(entry, path, set(checks) | {"task", "grid"})
+        params = {k: v for k, v in entry.items() if k in checks}
+        c.values(params, path, checks)
+        shared = {k: v for k, v in suite.defaults.items() if k in checks}
+        c.values(shared, ("defaults",), checks)
+        for key, values in suite.grid.items():
+            if key not in checks:
+                c.add(("grid", key), f"not a parameter of task {name!r}")
+            else:
+                for j, value in enumerate(values):
+                    if problem := checks[key](value):
+                        c.add(("grid", key, j), problem)
+        grid = c.grid(entry.get("grid"), (*path, "grid"), checks)
+        out.append(TaskEntry(task=name, params=params, grid=grid))
+    return out

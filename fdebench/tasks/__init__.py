@@ -1,0 +1,42 @@
+"""Benchmark tasks.  ``TASKS`` maps a task name to its class.
+
+Modules named in the environment variable ``FDEBENCH_TASK_MODULES`` (comma-separated, importable)
+are imported too, and the classes in their ``TASKS`` list are registered: a way to benchmark
+your own task without editing fdebench.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from .base import ENGINE_DEFAULTS, FDEBlock, Task
+from .freefall import FreeFall
+from .lotka_volterra import LotkaVolterra
+from .synthetic import Synthetic
+
+__all__ = ["ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Task", "get_task"]
+
+TASKS: dict[str, type[Task]] = {
+    FreeFall.name: FreeFall,
+    LotkaVolterra.name: LotkaVolterra,
+    Synthetic.name: Synthetic,
+}
+
+
+def _load_plugins() -> None:
+    for name in filter(None, os.environ.get("FDEBENCH_TASK_MODULES", "").split(",")):
+        for cls in importlib.import_module(name.strip()).TASKS:
+            TASKS[cls.name] = cls
+
+
+_load_plugins()
+
+
+def get_task(name: str) -> type[Task]:
+    """The task class called ``name``; unknown names raise listing the valid ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        valid = ", ".join(sorted(TASKS))
+        raise ValueError(f"unknown task {name!r}; valid tasks: {valid}") from None

@@ -1,0 +1,132 @@
+"""What a task is: data, a model with one or more FDE blocks, a loss; the runner trains it.
+
+A task class declares its name, its parameters with defaults (the suite loader validates keys
+and types against them), the quality metrics it reports, and implements :meth:`Task.setup`,
+:meth:`Task.loss`, :meth:`Task.probe_loss` and :meth:`Task.evaluate`.  The runner owns the
+training loop, timing, memory and gradient fidelity, so every task is measured the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..engine import fdeint
+
+__all__ = ["ENGINE_DEFAULTS", "FDEBlock", "Task"]
+
+#: engine settings every task accepts, with their defaults
+ENGINE_DEFAULTS: dict[str, Any] = {
+    "alpha": 0.5,
+    "method": "euler",
+    "step_size": 0.05,
+    "t_end": 1.0,
+    "gradient": "direct",
+}
+
+
+class FDEBlock(nn.Module):
+    """``y0 -> fdeint(field, y0, t_eval)`` with a run's engine settings; counts evaluations.
+
+    ``gradient`` is a plain attribute so that the gradient probe can switch modes on a copy.
+    """
+
+    def __init__(self, field: nn.Module, t_eval: torch.Tensor, *, alpha: float, method: str,
+                 step_size: float, gradient: str) -> None:
+        super().__init__()
+        self.field = field
+        self.register_buffer("t_eval", t_eval, persistent=False)
+        self.alpha, self.method, self.step_size, self.gradient = alpha, method, step_size, gradient
+        self.nfe = 0
+
+    def _counted(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        return self.field(t, y)
+
+    def forward(self, y0: torch.Tensor, t_eval: torch.Tensor | None = None) -> torch.Tensor:
+        return fdeint(
+            self._counted, y0, self.t_eval if t_eval is None else t_eval, alpha=self.alpha,
+            method=self.method, step_size=self.step_size, gradient=self.gradient,
+            params=list(self.field.parameters()),
+        )
+
+
+class Task:
+    """Base class of the benchmark tasks (one module per task, registered in ``TASKS``)."""
+
+    name: ClassVar[str]
+    #: task-specific parameters and defaults; a value's type is the type the suite must give
+    params: ClassVar[dict[str, Any]] = {}
+    #: the quality metrics :meth:`evaluate` returns; the first is the headline of reports
+    metrics: ClassVar[tuple[str, ...]] = ()
+    #: cast the model to float64 for the gradient probe (fine for small models)
+    probe_float64: ClassVar[bool] = True
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+    def __init__(self, config: dict[str, Any], device: torch.device) -> None:
+        self.config, self.device = config, device
+        self.iterations: int = int(config.get("iters", 1))
+
+    @classmethod
+    def n_steps(cls, config: dict[str, Any]) -> int:
+        """Solver steps of one training solve (recorded as ``n_steps``)."""
+        return round(config["t_end"] / config["step_size"])
+
+    @classmethod
+    def skip(cls, config: dict[str, Any]) -> str | None:
+        """Why this resolved configuration cannot run (``None``: it can)."""
+        return None
+
+    # ---- to implement -------------------------------------------------------------------
+    def setup(self) -> None:
+        """Seeded data, ``self.model`` (holding the FDE blocks) and ``self.optimizer``."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module) -> torch.Tensor:
+        """The training loss of ``model`` on the next training batch (one iteration)."""
+        raise NotImplementedError
+
+    def probe_loss(self, model: nn.Module) -> torch.Tensor:
+        """A loss on a fixed batch, in ``model``'s dtype, for the gradient-fidelity probe."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        """The quality metrics of the trained ``self.model``."""
+        raise NotImplementedError
+
+    # ---- provided -------------------------------------------------------------------------
+    def engine_kwargs(self) -> dict[str, Any]:
+        """The engine settings of this run, for :class:`FDEBlock`."""
+        c = self.config
+        return {k: c[k] for k in ("alpha", "method", "step_size", "gradient")}
+
+    @property
+    def nfe(self) -> int:
+        """Field evaluations so far, summed over the model's FDE blocks."""
+        return sum(m.nfe for m in self.model.modules() if isinstance(m, FDEBlock))
+
+    def snapshot(self) -> None:
+        """Remember the initial weights (the runner calls this right after :meth:`setup`)."""
+        self._initial = copy.deepcopy(self.model).cpu()
+
+    def gradient_probe(self, gradient: str) -> torch.Tensor:
+        """The parameter gradient of :meth:`probe_loss` at the initial weights under
+        ``gradient``, flattened (float64 when ``probe_float64``)."""
+        model = copy.deepcopy(self._initial)
+        if self.probe_float64:
+            model = model.double()
+        model = model.to(self.device)
+        for block in model.modules():
+            if isinstance(block, FDEBlock):
+                block.gradient = gradient
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(self.probe_loss(model), params, allow_unused=True)
+        return torch.cat([
+            (torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads,
+                                                                                  strict=True)
+        ])

@@ -1,0 +1,70 @@
+"""Tiny tasks for the runner's tests (registered through FDEBENCH_TASK_MODULES)."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import torch
+
+from fdebench.tasks import FDEBlock, Task
+
+
+class Decay(Task):
+    """Fit the rate of ``D^a y = -k y``: a few milliseconds per iteration."""
+
+    name = "fake_ok"
+    params: ClassVar[dict] = {"iters": 4, "sleep": 0.0}
+    metrics = ("rate_error",)
+
+    def setup(self) -> None:
+        self.rate = torch.nn.Parameter(torch.tensor(0.5, device=self.device))
+        field = _Rate(self.rate)
+        t = torch.linspace(0, self.config["t_end"], self.n_steps(self.config) + 1)
+        self.model = FDEBlock(field, t.to(self.device), **self.engine_kwargs())
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def loss(self, model):
+        time.sleep(self.config["sleep"])
+        return self.probe_loss(model)
+
+    def probe_loss(self, model):
+        y0 = torch.ones(3, device=self.device, dtype=self.rate.dtype)
+        y0 = y0.to(next(model.parameters()).dtype)
+        return (model(y0)[-1] - 0.5).square().mean()
+
+    def evaluate(self):
+        return {"rate_error": abs(self.rate.item() - 1.0)}
+
+
+class _Rate(torch.nn.Module):
+    def __init__(self, rate):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, t, y):
+        return -self.rate * y
+
+
+class Raises(Decay):
+    name = "fake_raise"
+
+    def loss(self, model):
+        raise RuntimeError("boom\nsecond line")
+
+
+class NotFinite(Decay):
+    name = "fake_nan"
+
+    def loss(self, model):
+        return super().loss(model) * float("nan")
+
+
+class Slow(Decay):
+    name = "fake_slow"
+
+    def setup(self) -> None:
+        time.sleep(60)
+
+
+TASKS = [Decay, Raises, NotFinite, Slow]

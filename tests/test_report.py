@@ -1,0 +1,256 @@
+"""The markdown report: tables with the gradient modes side by side, failures, figures."""
+
+from __future__ import annotations
+
+import ast
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+import fdebench.report
+from fdebench.report import growth_exponent, write_report
+from fdebench.report.series import scaling_panels
+from fdebench.results import append_record, load
+
+MIB = 2**20
+PNG = b"\x89PNG\r\n\x1a\n"
+STEPS = (10, 20, 40, 80)
+SEEDS = (0, 1)
+#: decay task: peak memory c * N^k * (1 + s * seed) and time per iteration c * N^k per mode
+MEMORY = {"direct": (1000.0, 2.0, 0.1), "adjoint": (5000.0, 1.0, 0.2),
+          "checkpoint": (3000.0, 1.5, 0.1)}
+TIME = {"direct": (1e-4, 1.0), "adjoint": (3e-4, 1.2), "checkpoint": (2e-4, 1.1)}
+ENV = {"fdebench_version": "0.1.0", "git_commit": "deadbeef", "torch_version": "2.5.1",
+       "python": "3.11.2", "device_name": "Test CPU", "cpu": "x86_64", "threads": 2,
+       "hostname": "h"}
+
+
+def decay_memory(mode: str, n: int, seed: int) -> float:
+    c, k, s = MEMORY[mode]
+    return c * n**k * (1 + s * seed)
+
+
+def decay_time(mode: str, n: int, seed: int) -> float:
+    c, k = TIME[mode]
+    return c * n**k * (1 + 0.05 * seed)
+
+
+def decay_runs() -> list[dict]:
+    """3 modes x 4 step counts x 2 seeds, all ok, plus one oom (seed 2) with bogus numbers."""
+    runs = []
+    for n in STEPS:
+        for mode in MEMORY:
+            for seed in SEEDS:
+                runs.append({
+                    "run_id": f"decay[gradient={mode},seed={seed},step_size={1 / n:g}]",
+                    "task": "decay", "gradient": mode, "seed": seed, "alpha": 0.5,
+                    "method": "euler", "step_size": 1 / n, "t_end": 1.0, "n_steps": n,
+                    "status": "ok", "peak_mem_bytes": decay_memory(mode, n, seed),
+                    "time_per_iter_s": decay_time(mode, n, seed),
+                    "grad_rel_err": 1e-8 * (seed + 1), "test_mse": 0.01 * (seed + 1),
+                    "param_rel_err": 0.1, "metric_names": ["test_mse", "param_rel_err"],
+                    "train_curve": [1 / (i + 1) for i in range(10)], "wall_s": 1.0,
+                })
+    runs.append({"run_id": "decay[gradient=adjoint,seed=2,step_size=0.0125]", "task": "decay",
+                 "gradient": "adjoint", "seed": 2, "alpha": 0.5, "method": "euler",
+                 "step_size": 1 / 80, "t_end": 1.0, "n_steps": 80, "status": "oom",
+                 "message": "CUDA out of memory", "peak_mem_bytes": 1e15,
+                 "time_per_iter_s": 1e6, "test_mse": 1e9})
+    return runs
+
+
+def spiral_runs() -> list[dict]:
+    """Fixed N, a task parameter (noise) varies; one error and one timeout."""
+    runs = []
+    for noise in (0.0, 0.1):
+        for mode, memory, time in (("direct", 40 * MIB, 0.010), ("adjoint", 10 * MIB, 0.025)):
+            for seed in SEEDS:
+                runs.append({
+                    "run_id": f"spiral[gradient={mode},noise={noise},seed={seed}]",
+                    "task": "spiral", "gradient": mode, "seed": seed, "noise": noise,
+                    "alpha": 0.7, "step_size": 0.02, "t_end": 1.0, "n_steps": 50,
+                    "status": "ok", "peak_mem_bytes": memory * (1 + noise),
+                    "time_per_iter_s": time, "test_accuracy": 0.9 - noise,
+                    "metric_names": ["test_accuracy"], "train_curve": [2.0, 1.0, 0.5],
+                })
+    runs.append({"run_id": "spiral[gradient=checkpoint,noise=0.0,seed=0]", "task": "spiral",
+                 "gradient": "checkpoint", "status": "error", "message": "boom | bad value",
+                 "traceback": "Traceback ..."})
+    runs.append({"run_id": "spiral[gradient=checkpoint,noise=0.1,seed=0]", "task": "spiral",
+                 "gradient": "checkpoint", "status": "timeout", "message": "exceeded 60 s"})
+    return runs
+
+
+def write_suite(folder: Path, records: list[dict], suite: str = "synth") -> Path:
+    for record in records:
+        append_record(folder / suite / "runs.jsonl", {"suite": suite, "env": ENV} | record)
+    return folder / suite
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, str]:
+    """The report of the synthetic suite (written once: figures take a second each)."""
+    root = tmp_path_factory.mktemp("report")
+    results = write_suite(root / "results", decay_runs() + spiral_runs())
+    readme = write_report(results, root / "reports")
+    return readme, readme.read_text()
+
+
+def table_after(text: str, heading: str, first_column: str) -> list[dict[str, str]]:
+    """The rows of the first markdown table after ``heading`` whose header starts with
+    ``first_column``."""
+    lines = text[text.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("|") and line.strip("| ").startswith(first_column))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+    header, body = rows[0], rows[2:]
+    return [dict(zip(header, row, strict=True)) for row in body]
+
+
+def find(rows: list[dict[str, str]], **match: str) -> dict[str, str]:
+    (row,) = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    return row
+
+
+def number(cell: str) -> float:
+    return float(cell.rstrip("×"))
+
+
+def test_title_counts_and_environment(report):
+    readme, text = report
+    assert readme.name == "README.md" and readme.parent.name == "synth"
+    assert text.startswith("# fdebench report: suite `synth`")
+    ok = len(STEPS) * len(MEMORY) * len(SEEDS) + 2 * 2 * len(SEEDS)
+    assert f"{ok + 3} runs: {ok} ok, 1 oom, 1 timeout, 1 error." in text
+    for value in ("Test CPU", "2.5.1", "x86_64", "deadbeef", "0.1.0"):
+        assert value in text
+
+
+@pytest.mark.parametrize("n", STEPS, ids=[f"N{n}" for n in STEPS])
+@pytest.mark.parametrize("mode", ["adjoint", "checkpoint"])
+def test_decay_ratios_to_direct(report, mode, n):
+    rows = table_after(report[1], "## Task `decay`", "n_steps")
+    row = find(rows, n_steps=str(n), gradient=mode)
+    memory = statistics.mean(decay_memory(mode, n, s) for s in SEEDS)
+    direct = statistics.mean(decay_memory("direct", n, s) for s in SEEDS)
+    assert number(row["mem / direct"]) == pytest.approx(memory / direct, rel=0.06)
+    assert number(row["peak mem (MiB)"]) == pytest.approx(memory / MIB, rel=0.01)
+    time = statistics.mean(decay_time(mode, n, s) for s in SEEDS)
+    direct_time = statistics.mean(decay_time("direct", n, s) for s in SEEDS)
+    assert number(row["time / direct"]) == pytest.approx(time / direct_time, rel=0.01)
+    assert number(row["time/iter (ms)"]) == pytest.approx(time * 1e3, rel=0.01)
+
+
+def test_decay_rows_order_metrics_and_failed_seed(report):
+    rows = table_after(report[1], "## Task `decay`", "n_steps")
+    assert [r["gradient"] for r in rows[:3]] == ["direct", "adjoint", "checkpoint"]
+    assert [r["n_steps"] for r in rows[::3]] == [str(n) for n in STEPS]
+    assert all(r["mem / direct"] == "1.00×" for r in rows if r["gradient"] == "direct")
+    mean, std = (float(x) for x in rows[0]["test_mse"].split("±"))
+    assert (mean, std) == pytest.approx((0.015, statistics.stdev([0.01, 0.02])), rel=0.01)
+    assert rows[0]["grad rel err (max)"] == "2.00e-08"
+    assert "alpha" not in rows[0]  # constant within the task: not a config column
+    # the oom run (seed 2) is counted but its numbers are left out of the means
+    row = find(rows, n_steps="80", gradient="adjoint")
+    assert row["ok / runs"] == "2/3"
+    assert number(row["peak mem (MiB)"]) < 1
+
+
+def test_spiral_task_parameter_is_a_config_column(report):
+    rows = table_after(report[1], "## Task `spiral`", "noise")
+    row = find(rows, noise="0.1", gradient="adjoint")
+    assert number(row["mem / direct"]) == pytest.approx(0.25)
+    assert number(row["time / direct"]) == pytest.approx(2.5)
+    assert row["test_accuracy"] == "0.8 ± 0"
+    assert "checkpoint" not in {r["gradient"] for r in rows}  # no ok checkpoint runs
+
+
+def test_growth_exponents_table(report):
+    rows = table_after(report[1], "## Task `decay`\n", "configuration")
+    for mode, (_, k, _) in MEMORY.items():
+        row = find(rows, gradient=mode)
+        assert row["memory ~N^k"] == f"{k:.2f}"
+        assert row["time/iter ~N^k"] == f"{TIME[mode][1]:.2f}"
+        assert row["N"] == "10-80"
+
+
+def test_legend_labels_carry_the_fitted_exponent(report):
+    runs = load(report[0].parent.parent.parent / "results" / "synth")
+    (panel,) = scaling_panels(runs[runs["task"] == "decay"], ["n_steps"], "peak_mem_bytes")
+    assert [s.label for s in panel.series] == [
+        "direct (~N^2.00)", "adjoint (~N^1.00)", "checkpoint (~N^1.50)"]
+
+
+def test_failed_runs_section(report):
+    rows = table_after(report[1], "## Failed runs", "run_id")
+    assert {r["run_id"]: (r["status"], r["message"]) for r in rows} == {
+        "decay[gradient=adjoint,seed=2,step_size=0.0125]": ("oom", "CUDA out of memory"),
+        "spiral[gradient=checkpoint,noise=0.0,seed=0]": ("error", r"boom \| bad value"),
+        "spiral[gradient=checkpoint,noise=0.1,seed=0]": ("timeout", "exceeded 60 s"),
+    }
+
+
+def test_figures_are_pngs_linked_from_the_readme(report):
+    readme, text = report
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    expected = {f"decay_{kind}.png" for kind in
+                ("memory_vs_steps", "time_vs_steps", "training_curves", "memory_vs_time")}
+    expected |= {"spiral_training_curves.png", "spiral_memory_vs_time.png"}
+    assert set(links) == expected  # spiral has one N: no scaling figures
+    for link in links:
+        assert (readme.parent / link).read_bytes().startswith(PNG)
+    assert sorted(p.name for p in readme.parent.glob("*.png")) == sorted(expected)
+
+
+def test_growth_exponent():
+    n = [10, 20, 40, 80, 160]
+    assert growth_exponent(n, [3.0 * x**1.37 for x in n]) == pytest.approx(1.37)
+    assert growth_exponent(n, [5.0] * 5) == pytest.approx(0.0, abs=1e-12)
+    assert growth_exponent([10, 10], [1.0, 2.0]) is None
+    assert growth_exponent([10, 20, 40], [0.0, 20.0, 40.0]) == pytest.approx(1.0)
+
+
+def test_report_of_failed_runs_only(tmp_path):
+    failed = [r for r in spiral_runs() if r["status"] != "ok"]
+    readme = write_report(write_suite(tmp_path / "results", failed), tmp_path / "reports")
+    text = readme.read_text()
+    assert "2 runs: 1 timeout, 1 error." in text
+    assert "No successful runs" in text
+    assert len(table_after(text, "## Failed runs", "run_id")) == 2
+    assert not list(readme.parent.glob("*.png"))
+
+
+def test_several_suites_get_an_index(tmp_path):
+    failed = [r for r in spiral_runs() if r["status"] != "ok"]
+    write_suite(tmp_path / "results", failed[:1], suite="first")
+    write_suite(tmp_path / "results", failed[1:], suite="second")
+    index = write_report(tmp_path / "results", tmp_path / "reports")
+    assert index == tmp_path / "reports" / "README.md"
+    assert "(first/README.md)" in index.read_text()
+    assert "(second/README.md)" in index.read_text()
+    assert (tmp_path / "reports" / "second" / "README.md").is_file()
+
+
+def test_report_uses_no_torch_and_only_results():
+    allowed = {"numpy", "pandas", "matplotlib"} | set(sys.stdlib_module_names)
+    package = Path(fdebench.report.__file__).parent
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [(a.name, 0) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [(node.module or "", node.level)]
+            else:
+                continue
+            for name, level in names:
+                if level == 2:  # ..something: a sibling package of report/
+                    assert name == "results", f"{path.name} imports ..{name}"
+                elif level == 0:
+                    assert name.split(".")[0] in allowed, f"{path.name} imports {name}"

@@ -1,0 +1,232 @@
+"""Suite validation, grid expansion, run statuses, resume, and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fdebench.cli import main
+from fdebench.runner import SuiteError, expand, load_suite, run_suite
+
+TESTS = Path(__file__).parent
+ENV = {
+    "FDEBENCH_TASK_MODULES": "fake_tasks",
+    "PYTHONPATH": os.pathsep.join(
+        [str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def fake_tasks(monkeypatch):
+    """Register the fake tasks here and in every worker process."""
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    import fake_tasks as module
+
+    from fdebench.tasks import TASKS
+
+    for cls in module.TASKS:
+        monkeypatch.setitem(TASKS, cls.name, cls)
+
+
+def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+SMALL = """\
+name: small
+device: cpu
+seeds: [0]
+measure: {warmup_iters: 1, timed_iters: 2, time_limit_s: 60}
+defaults: {alpha: 0.5, t_end: 0.2, step_size: 0.05}
+grid:
+  gradient: [direct, adjoint]
+tasks:
+  - task: fake_ok
+    grid: {method: [euler, rk4]}
+"""
+
+
+# ---- validation -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\ntasks:\n  - task: nope\n",
+         r"suite.yaml:3: tasks\[0\].task: unknown task 'nope'; valid tasks: .*fake_ok.*freefall"),
+        ("name: x\ncolour: red\ntasks:\n  - task: fake_ok\n",
+         r"suite.yaml:2: colour: unknown key; valid keys: defaults, description"),
+        ("name: x\ntasks:\n  - task: fake_ok\n    alpha: 1.5\n",
+         r"suite.yaml:4: tasks\[0\].alpha: must be a number in \(0, 1\], got 1.5"),
+        ("name: x\ntasks:\n  - task: fake_ok\n    method: rk5\n",
+         r"suite.yaml:4: tasks\[0\].method: unknown value 'rk5'; valid values: abm, euler"),
+        ("name: x\ngrid:\n  gradient: [direct, adjont]\ntasks:\n  - task: fake_ok\n",
+         r"suite.yaml:3: grid.gradient\[1\]: unknown value 'adjont'; valid values: adjoint"),
+        ("name: x\ndefaults: {step_size: -0.1}\ntasks:\n  - task: fake_ok\n",
+         r"suite.yaml:2: defaults.step_size: must be a positive number, got -0.1"),
+        ("name: x\ngrid: {alpha: []}\ntasks:\n  - task: fake_ok\n",
+         r"suite.yaml:2: grid.alpha: a grid entry must be a non-empty list, got \[\]"),
+        ("name: x\ntasks:\n  - task: fake_ok\n    iters: 2.5\n",
+         r"suite.yaml:4: tasks\[0\].iters: must be of type int, got 2.5"),
+        ("name: x\nmeasure: {warmup_iters: two}\ntasks:\n  - task: fake_ok\n",
+         r"suite.yaml:2: measure.warmup_iters: must be an integer >= 0, got 'two'"),
+        ("name: x\ntasks: []\n", r"suite.yaml:2: tasks: a non-empty list of task entries"),
+        ("name: x\ntasks:\n  - task: fake_ok\n    alpha: [0.5\n", r"suite.yaml:5: invalid YAML"),
+    ],
+    ids=["task", "top-key", "alpha", "method", "grid-value", "step", "empty-grid", "type",
+         "measure", "no-tasks", "yaml"],
+)
+def test_validation_messages(tmp_path, text, message):
+    with pytest.raises(SuiteError, match=message):
+        load_suite(write(tmp_path, text))
+
+
+def test_every_problem_is_reported_once(tmp_path):
+    text = "name: x\ndevice: gpu\ntasks:\n  - task: fake_ok\n    alpha: 0\n    gradient: no\n"
+    with pytest.raises(SuiteError) as info:
+        load_suite(write(tmp_path, text))
+    assert len(info.value.problems) == 3
+
+
+# ---- grid expansion -------------------------------------------------------------------------
+def test_grid_expansion_ids_and_skips(tmp_path):
+    runs = expand(load_suite(write(tmp_path, SMALL)), "cpu")
+    assert len(runs) == 2 * 2  # gradient x method
+    ids = [r.run_id for r in runs]
+    assert "fake_ok[alpha=0.5,gradient=adjoint,method=rk4,seed=0,step_size=0.05]" in ids
+    assert len(set(ids)) == len(ids)
+    assert all(r.config["n_steps"] == 4 for r in runs)
+    skipped = {r.run_id for r in runs if r.skip}
+    assert skipped == {i for i in ids if "rk4" in i}  # rk4 needs alpha == 1
+
+
+def test_task_grid_overrides_suite_grid_and_defaults(tmp_path):
+    entry = "alpha: 1.0\n    grid: {gradient: [checkpoint]}"
+    text = SMALL.replace("grid: {method: [euler, rk4]}", entry)
+    runs = expand(load_suite(write(tmp_path, text)), "cpu")
+    assert {r.config["gradient"] for r in runs} == {"checkpoint"}
+    assert {r.config["alpha"] for r in runs} == {1.0}
+
+
+def test_the_shipped_suites_are_valid():
+    for path in sorted((TESTS.parent / "suites").glob("*.yaml")):
+        assert expand(load_suite(path), "cpu"), path
+
+
+# ---- running --------------------------------------------------------------------------------
+def _records(results: Path, suite: str = "small") -> list[dict]:
+    lines = (results / suite / "runs.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_statuses_and_the_suite_goes_on(tmp_path):
+    text = """\
+name: statuses
+device: cpu
+measure: {warmup_iters: 0, time_limit_s: 20}
+defaults: {t_end: 0.1, step_size: 0.05}
+tasks:
+  - task: fake_raise
+  - task: fake_nan
+  - task: fake_slow
+  - task: fake_ok
+"""
+    counts = run_suite(load_suite(write(tmp_path, text)), tmp_path / "results", quiet=True)
+    records = {r["task"]: r for r in _records(tmp_path / "results", "statuses")}
+    assert records["fake_raise"]["status"] == "error"
+    assert records["fake_raise"]["message"] == "RuntimeError: boom"
+    assert "Traceback" in records["fake_raise"]["traceback"]
+    assert records["fake_nan"]["status"] == "nan"
+    assert records["fake_slow"]["status"] == "timeout"
+    assert records["fake_ok"]["status"] == "ok"
+    assert counts == {"error": 1, "nan": 1, "timeout": 1, "ok": 1}
+
+
+def test_ok_record_has_the_measurements(tmp_path):
+    run_suite(load_suite(write(tmp_path, SMALL)), tmp_path / "results", quiet=True)
+    records = _records(tmp_path / "results")
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    r = records[0]
+    for key in ["time_per_iter_s", "time_per_iter_iqr_s", "time_forward_s", "time_backward_s",
+                "peak_mem_bytes", "nfe_forward", "nfe_backward", "grad_rel_err", "grad_cosine",
+                "rate_error", "train_curve", "env", "n_steps", "config_hash"]:
+        assert r[key] is not None, key
+    assert r["nfe_forward"] == 4 and r["nfe_backward"] in (0, 4)  # euler: one per step
+    assert len(r["train_curve"]) == 4
+    assert max(x["grad_rel_err"] for x in records) < 1e-9
+    assert r["env"]["torch_version"]
+
+
+def test_resume_skips_finished_runs_and_force_redoes_them(tmp_path):
+    suite = load_suite(write(tmp_path, SMALL))
+    results = tmp_path / "results"
+    run_suite(suite, results, quiet=True)
+    path = results / "small" / "runs.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[1][:10])  # interrupted mid-write of the 2nd record
+    with pytest.warns(UserWarning, match="truncated"):
+        counts = run_suite(suite, results, quiet=True)
+    assert counts == {"cached": 1, "ok": 1, "skipped": 2}
+    assert run_suite(suite, results, quiet=True) == {"cached": 2, "skipped": 2}
+    assert run_suite(suite, results, quiet=True, force=True) == {"ok": 2, "skipped": 2}
+
+
+def test_kill_9_loses_nothing_finished(tmp_path):
+    text = SMALL.replace("[euler, rk4]", "[euler, l1, gl]").replace("iters: 4", "iters: 4")
+    path = write(tmp_path, text)
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "fdebench.cli", "run", str(path), "--quiet",
+           "--results-dir", str(results), "--reports-dir", str(tmp_path / "reports")]
+    env = {**os.environ, **ENV}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    runs = results / "small" / "runs.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (runs.exists() and runs.read_text().count("\n") >= 1):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {json.loads(line)["run_id"] for line in runs.read_text().splitlines()}
+    assert 1 <= len(finished) < 6
+    subprocess.run(cmd, env=env, check=True)
+    records = _records(results)
+    assert {r["run_id"] for r in records} >= finished
+    assert len(records) == len({r["run_id"] for r in records}) == 6  # nothing ran twice
+
+
+# ---- command line ---------------------------------------------------------------------------
+def test_cli_help_and_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fdebench: error: ") and "missing.yaml" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_dry_run_lists_runs(tmp_path, capsys):
+    assert main(["run", str(write(tmp_path, SMALL)), "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and sum("skipped" in line for line in out) == 2
+
+
+def test_cli_run_only_then_report_from_stored_records(tmp_path, capsys):
+    args = ["--results-dir", str(tmp_path / "r"), "--reports-dir", str(tmp_path / "rep")]
+    assert main(["run", str(write(tmp_path, SMALL)), "--quiet", "--only", "adjoint", *args]) == 0
+    assert len(_records(tmp_path / "r")) == 1
+    out = capsys.readouterr().out
+    assert "report:" in out
+    readme = tmp_path / "rep" / "small" / "README.md"
+    readme.unlink()
+    assert main(["report", str(tmp_path / "r" / "small"), "--reports-dir",
+                 str(tmp_path / "rep")]) == 0
+    assert readme.exists()
