@@ -3,15 +3,19 @@
 * CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation at the window's start (peak
   stats reset there), ``max_memory_reserved`` likewise, and the device's used memory sampled
   with NVML (``pynvml``, from the ``nvidia-ml-py`` package) in a thread.
-* CPU: the process's resident set size (``psutil``) sampled every millisecond in a thread, peak
-  minus the RSS at the window's start.  Run each measurement in a fresh process (the harness
-  does) so that allocations of earlier work do not hide in the baseline.
+* CPU: the peak resident set size minus the RSS at the window's start.  The peak is the kernel's
+  high-water mark ``VmHWM``, reset at the window's start by writing 5 to
+  ``/proc/self/clear_refs`` (exact, and no thread competing for the cores); where that is not
+  possible, RSS sampled every millisecond with ``psutil``.  Run each measurement in a fresh
+  process with ``MALLOC_MMAP_THRESHOLD_`` low (the harness does) so that freed tensors go back
+  to the system and earlier work does not hide in the baseline.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import torch
@@ -37,6 +41,24 @@ class _Sampler(threading.Thread):
         self.join()
         self.peak = max(self.peak, self.read())
         return self.peak
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _high_water_mark() is not None
+
+
+def _high_water_mark() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _nvml_reader(device: torch.device) -> Callable[[], int] | None:
@@ -72,7 +94,9 @@ class PeakMemory:
             self._sampler = _Sampler(read) if read else None
         else:
             process = psutil.Process()
-            self._sampler = _Sampler(lambda: process.memory_info().rss)
+            self._cpu_baseline = process.memory_info().rss
+            hwm = _reset_high_water_mark()
+            self._sampler = None if hwm else _Sampler(lambda: process.memory_info().rss)
         self._baseline = self._sampler.peak if self._sampler else 0
         if self._sampler:
             self._sampler.start()
@@ -89,4 +113,5 @@ class PeakMemory:
                 "nvml_peak_used_bytes": None if peak is None else peak - self._baseline,
             }
         else:
-            self.result = {"peak_mem_bytes": peak - self._baseline}
+            peak = _high_water_mark() if peak is None else peak
+            self.result = {"peak_mem_bytes": max(peak - self._cpu_baseline, 0)}

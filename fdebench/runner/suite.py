@@ -38,8 +38,10 @@ def _subprocess(spec: dict[str, Any], limit: float) -> dict[str, Any] | str:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "record.json")
         spec_path.write_text(json.dumps(spec))
         cmd = [sys.executable, "-m", "fdebench.runner.worker", str(spec_path), str(out_path)]
+        # freed tensors go back to the system, so RSS tracks live memory (see measure.memory)
+        env = {"MALLOC_MMAP_THRESHOLD_": "65536", **os.environ}
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+                                text=True, start_new_session=True, env=env)
         try:
             _, stderr = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
