@@ -213,6 +213,17 @@ def test_cli_help_and_errors(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("pattern", "count"),
+    [("adjoint", 2), ("fake_ok[alpha=0.5,gradient=direct*", 2), ("*method=euler*", 2),
+     ("fake_ok[alpha=0.5,gradient=direct,method=euler,seed=0,step_size=0.05]", 1), ("nope", 0)],
+)
+def test_only_patterns(tmp_path, pattern, count):
+    from fdebench.runner import plan
+
+    assert len(plan(load_suite(write(tmp_path, SMALL)), "cpu", pattern)) == count
+
+
 def test_cli_dry_run_lists_runs(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, SMALL)), "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,16 @@ __all__ = ["plan", "run_suite"]
 def plan(suite: Suite, device: str | None = None, only: str | None = None) -> list[RunSpec]:
     """The runs of ``suite`` on ``device`` (default: the suite's), filtered by ``only``."""
     runs = expand(suite, device or suite.device)
-    if only:
-        runs = [r for r in runs if fnmatchcase(r.run_id, only if "*" in only else f"*{only}*")]
-    return runs
+    return [r for r in runs if _matches(r.run_id, only)] if only else runs
+
+
+def _matches(run_id: str, pattern: str) -> bool:
+    """A glob where only ``*`` and ``?`` are wildcards (run ids contain brackets); without
+    wildcards, a substring."""
+    if "*" not in pattern and "?" not in pattern:
+        return pattern in run_id
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, run_id) is not None
 
 
 def _subprocess(spec: dict[str, Any], limit: float) -> dict[str, Any] | str:
