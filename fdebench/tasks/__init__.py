@@ -12,6 +12,7 @@ import os
 
 from .base import ENGINE_DEFAULTS, FDEBlock, Task
 from .freefall import FreeFall
+from .image_classification import ImageClassification
 from .lotka_volterra import LotkaVolterra
 from .synthetic import Synthetic
 
@@ -19,6 +20,7 @@ __all__ = ["ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Task", "get_task"]
 
 TASKS: dict[str, type[Task]] = {
     FreeFall.name: FreeFall,
+    ImageClassification.name: ImageClassification,
     LotkaVolterra.name: LotkaVolterra,
     Synthetic.name: Synthetic,
 }

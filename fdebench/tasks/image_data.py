@@ -1,0 +1,164 @@
+"""Image data for the ``image_classification`` task: loading, subsetting, normalising.
+
+Every loader returns ``(x_train, y_train, x_test, y_test)`` as CPU tensors, images
+``n x C x H x W`` (uint8 or float) and int64 labels.  The task moves them to its device once.
+
+Data sets:
+
+* ``mnist`` and ``cifar10`` through torchvision, under a root resolved by :func:`resolve_root`
+  (the ``data_root`` parameter, else ``$FDEBENCH_DATA``, else ``~/.cache/fdebench/data``).
+  CIFAR-10 files whose md5 sums do not match torchvision's (for instance generated test data in
+  the torchvision layout) are read by :func:`read_cifar_batches`, a small reader of the same
+  pickle layout, with a warning.
+* ``digits``: scikit-learn's bundled 8 x 8 digits (no download), a fixed 80/20 split.
+* ``synthetic``: seeded random images with a class-dependent mean (learnable, barely).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DATASETS", "DataMissingError", "load_dataset", "normalise", "read_cifar_batches",
+    "resolve_root", "subset",
+]
+
+DATASETS = ("mnist", "cifar10", "digits", "synthetic")
+Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = ("test_batch",)
+
+
+class DataMissingError(FileNotFoundError):
+    """A data set's files are not where we looked (and were not, or could not be, downloaded)."""
+
+
+def resolve_root(data_root: str = "") -> Path:
+    """The data root: ``data_root`` if set, else ``$FDEBENCH_DATA``, else the user cache."""
+    root = data_root or os.environ.get("FDEBENCH_DATA", "") or "~/.cache/fdebench/data"
+    return Path(root).expanduser()
+
+
+def _missing(name: str, where: Path, download: bool, cause: BaseException | None) -> Exception:
+    why = f"download failed ({type(cause).__name__}: {cause})".splitlines()[0] if download \
+        else "download is off"
+    return DataMissingError(
+        f"{name} not found under {where} ({why}). Fix: set the task parameter data_root or the "
+        f"environment variable FDEBENCH_DATA to a folder holding the {name} files, or set "
+        f"download: true (needs internet)."
+    )
+
+
+def load_mnist(root: Path, download: bool) -> Arrays:
+    """MNIST via torchvision (reads ``root/MNIST/raw``; writes nothing unless downloading)."""
+    from torchvision.datasets import MNIST
+
+    try:
+        train, test = (MNIST(str(root), train=t, download=download) for t in (True, False))
+    except Exception as exc:  # not found, or the download failed offline
+        raise _missing("MNIST", root / "MNIST" / "raw", download, exc) from exc
+    return train.data.unsqueeze(1), train.targets.long(), test.data.unsqueeze(1), \
+        test.targets.long()
+
+
+def read_cifar_batches(folder: Path, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``n x 3 x 32 x 32`` (uint8) and labels from CIFAR-10 pickle batches in ``folder``."""
+    data, labels = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        data.append(np.asarray(entry["data"], dtype=np.uint8))
+        labels.extend(entry["labels"])
+    x = torch.from_numpy(np.vstack(data).reshape(-1, 3, 32, 32))
+    return x, torch.tensor(labels, dtype=torch.long)
+
+
+def load_cifar10(root: Path, download: bool) -> Arrays:
+    """CIFAR-10 via torchvision; files failing its md5 check are read by our own reader."""
+    from torchvision.datasets import CIFAR10
+
+    folder = root / CIFAR_FOLDER
+    try:
+        train, test = (CIFAR10(str(root), train=t, download=download) for t in (True, False))
+    except Exception as exc:
+        if not all((folder / n).is_file() for n in CIFAR_TRAIN + CIFAR_TEST):
+            raise _missing("CIFAR-10", folder, download, exc) from exc
+        warnings.warn(f"CIFAR-10 files in {folder} fail torchvision's integrity check; "
+                      "reading them anyway", stacklevel=2)
+        return (*read_cifar_batches(folder, CIFAR_TRAIN), *read_cifar_batches(folder, CIFAR_TEST))
+
+    def chw(ds: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), \
+            torch.tensor(ds.targets, dtype=torch.long)
+
+    return (*chw(train), *chw(test))
+
+
+def load_digits_split() -> Arrays:
+    """scikit-learn's 8 x 8 digits (values 0..16), a fixed seeded 80/20 train/test split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor(digits.target, dtype=torch.long)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    n_test = len(y) // 5
+    test, train = perm[:n_test], perm[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def make_synthetic(n_train: int, n_test: int, channels: int, size: int, n_classes: int,
+                   seed: int) -> Arrays:
+    """Seeded random images: a class prototype plus twice as much noise."""
+    gen = torch.Generator().manual_seed(seed)
+    protos = torch.randn(n_classes, channels, size, size, generator=gen)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(n_classes, (n,), generator=gen)
+        return protos[y] + 2 * torch.randn(n, channels, size, size, generator=gen), y
+
+    return (*draw(n_train), *draw(n_test))
+
+
+def load_dataset(name: str, *, data_root: str = "", download: bool = False, seed: int = 0,
+                 synthetic_shape: tuple[int, int, int] = (3, 32, 32),
+                 synthetic_sizes: tuple[int, int] = (2048, 512)) -> Arrays:
+    """The full train and test tensors of data set ``name`` (one of :data:`DATASETS`).
+
+    ``synthetic_shape`` is ``(channels, image_size, n_classes)`` and ``synthetic_sizes`` the
+    train and test sizes, both for ``synthetic`` only.
+    """
+    if name == "mnist":
+        return load_mnist(resolve_root(data_root), download)
+    if name == "cifar10":
+        return load_cifar10(resolve_root(data_root), download)
+    if name == "digits":
+        return load_digits_split()
+    if name == "synthetic":
+        return make_synthetic(*synthetic_sizes, *synthetic_shape, seed=seed)
+    raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, n: int,
+           gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random subset of ``n`` samples (``0`` or ``n >= len``: all, in order)."""
+    if n <= 0 or n >= len(y):
+        return x, y
+    idx = torch.randperm(len(y), generator=gen)[:n]
+    return x[idx], y[idx]
+
+
+def normalise(x_train: torch.Tensor,
+              x_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 images standardised per channel with the training set's mean and std."""
+    x_train, x_test = x_train.float(), x_test.float()
+    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
+    std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    return (x_train - mean) / std, (x_test - mean) / std

@@ -1,0 +1,139 @@
+"""The image_classification task: data sources, learning, gradient agreement, determinism."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from fdebench.tasks import ENGINE_DEFAULTS
+from fdebench.tasks.image_classification import ImageClassification
+from fdebench.tasks.image_data import CIFAR_FOLDER, DataMissingError
+
+CPU = torch.device("cpu")
+MODES = ("direct", "adjoint", "checkpoint")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: a short MNIST run: 2000 images, N = 4 steps, 248 iterations (about 10 s per mode, 2 cores)
+MNIST_RUN = {
+    "dataset": "mnist", "data_root": str(SHARED_DATA), "max_train_samples": 2000,
+    "max_test_samples": 1000, "width": 32, "batch_size": 32, "epochs": 4, "step_size": 0.25,
+}
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    """Convolutions benefit from both cores of the test machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config(**over: Any) -> dict[str, Any]:
+    """A resolved configuration: engine defaults, the task's defaults, seed 0, ``over``."""
+    return {**ENGINE_DEFAULTS, **ImageClassification.params, "seed": 0, **over}
+
+
+def make(**over: Any) -> ImageClassification:
+    """A set-up task, as the runner makes it."""
+    cfg = config(**over)
+    assert ImageClassification.skip(cfg) is None
+    torch.manual_seed(cfg["seed"])
+    task = ImageClassification(cfg, CPU)
+    task.setup()
+    task.snapshot()
+    return task
+
+
+def drive(**over: Any) -> dict[str, float]:
+    """Set up, train ``task.iterations`` iterations and evaluate, as the runner does."""
+    task = make(**over)
+    for _ in range(task.iterations):
+        task.optimizer.zero_grad(set_to_none=True)
+        task.loss(task.model).backward()
+        task.optimizer.step()
+    return task.evaluate()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="no shared MNIST")
+def test_mnist_learns_and_modes_agree():
+    results = {mode: drive(**MNIST_RUN, gradient=mode) for mode in MODES}
+    assert results["direct"]["test_accuracy"] >= 0.7  # observed 0.80; chance is 0.1
+    for mode in ("adjoint", "checkpoint"):
+        diff = abs(results[mode]["test_accuracy"] - results["direct"]["test_accuracy"])
+        assert diff <= 0.005, (mode, results)
+
+
+def test_digits_learns():
+    result = drive(dataset="digits", width=32, batch_size=32, epochs=5, step_size=0.25)
+    assert result["test_accuracy"] >= 0.8  # observed 0.95; chance is 0.1
+    assert np.isfinite(result["train_loss"])
+
+
+def _write_cifar(root: Path, n_per_batch: int = 20) -> None:
+    """Generated CIFAR-10 files in torchvision's layout (their md5 sums differ, of course)."""
+    folder = root / CIFAR_FOLDER
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, n_per_batch).tolist(), "batch_label": name}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+
+
+def test_cifar10_layout(tmp_path):
+    _write_cifar(tmp_path)
+    with pytest.warns(UserWarning, match="integrity"):
+        task = make(dataset="cifar10", data_root=str(tmp_path), width=8, batch_size=16,
+                    max_steps=2, augment=True)
+    assert task.x_train.shape == (100, 3, 32, 32) and task.x_test.shape == (20, 3, 32, 32)
+    assert task.iterations == 2
+    loss = task.loss(task.model)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert 0.0 <= task.evaluate()["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_missing_data_is_a_clear_error(tmp_path, dataset):
+    empty = tmp_path / "nothing-here"
+    with pytest.raises(DataMissingError) as info:
+        make(dataset=dataset, data_root=str(empty))
+    message = str(info.value)
+    assert str(empty) in message
+    assert "FDEBENCH_DATA" in message and "data_root" in message and "download: true" in message
+
+
+def test_unknown_dataset_is_skipped():
+    reason = ImageClassification.skip(config(dataset="imagenet"))
+    assert reason and "mnist" in reason and "digits" in reason
+
+
+@pytest.mark.parametrize("mode", ["adjoint", "checkpoint"])
+def test_gradient_probe_agrees_with_direct(mode):
+    task = make(dataset="synthetic", width=4, image_size=16, channels=2, max_train_samples=64,
+                max_test_samples=16, max_steps=1, step_size=0.1)
+    reference, grad = task.gradient_probe("direct"), task.gradient_probe(mode)
+    assert reference.norm() > 0
+    assert ((grad - reference).norm() / reference.norm()).item() < 1e-5
+
+
+def test_data_on_device_and_deterministic():
+    kwargs = {"dataset": "synthetic", "width": 4, "image_size": 8, "max_train_samples": 128,
+              "max_test_samples": 32, "batch_size": 16, "max_steps": 3}
+    batches = []
+    for _ in range(2):
+        task = make(**kwargs)
+        assert task.x_train.device == CPU and task.y_test.device == CPU
+        batches.append(task._next_batch())
+    assert torch.equal(batches[0][0], batches[1][0]) and torch.equal(batches[0][1], batches[1][1])
+    other = make(**{**kwargs, "seed": 1})._next_batch()
+    assert not torch.equal(other[0], batches[0][0])
