@@ -39,8 +39,10 @@ def _run(args: argparse.Namespace) -> int:
                        force=args.force, quiet=args.quiet)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"suite {suite.name}: {summary or 'nothing to run'}")
+    from .results import RUNS_FILE
+
     results = args.results_dir / suite.name
-    if (results / "runs.jsonl").exists():
+    if (results / RUNS_FILE).exists():
         from .report import write_report
 
         print(f"report: {write_report(results, args.reports_dir)}")

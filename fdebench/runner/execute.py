@@ -14,7 +14,7 @@ import torch
 from ..measure import PeakMemory, fingerprint, median_iqr, now
 from ..tasks import TASKS, Task
 
-__all__ = ["NonFinite", "execute", "resolve_device"]
+__all__ = ["NonFinite", "base_record", "execute", "resolve_device"]
 
 
 class NonFinite(RuntimeError):
@@ -90,16 +90,21 @@ def _status(exc: BaseException) -> str:
     return "nan" if isinstance(exc, NonFinite) else "error"
 
 
+def base_record(spec: dict[str, Any], status: str = "ok", message: str = "") -> dict[str, Any]:
+    """The identity and outcome fields every record of ``spec`` starts with."""
+    return {
+        "suite": spec["suite"], "run_id": spec["run_id"], "config_hash": spec["config_hash"],
+        "task": spec["task"], **spec["config"], "device": spec["device"],
+        "status": status, "message": message, "traceback": None,
+    }
+
+
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
     """Run ``spec`` (``run_id, task, config, config_hash, suite, measure, device``)."""
     started = time.perf_counter()
     config = spec["config"]
-    record: dict[str, Any] = {
-        "suite": spec["suite"], "run_id": spec["run_id"], "config_hash": spec["config_hash"],
-        "task": spec["task"], **config, "device": spec["device"],
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "ok", "message": "", "traceback": None,
-    }
+    record = base_record(spec)
+    record["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         if spec["measure"].get("threads"):
             torch.set_num_threads(spec["measure"]["threads"])

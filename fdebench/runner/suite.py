@@ -17,8 +17,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..results import append_record, completed_ok
+from ..results import RUNS_FILE, append_record, completed_ok
 from .config import Suite
+from .execute import base_record
 from .grid import RunSpec, expand
 
 __all__ = ["plan", "run_suite"]
@@ -64,10 +65,8 @@ def _subprocess(spec: dict[str, Any], limit: float) -> dict[str, Any] | str:
 
 
 def _failure(spec: dict[str, Any], reason: str, wall: float) -> dict[str, Any]:
-    status, message = reason.split(": ", 1)
-    return {"suite": spec["suite"], "run_id": spec["run_id"], "config_hash": spec["config_hash"],
-            "task": spec["task"], **spec["config"], "device": spec["device"],
-            "status": status, "message": message, "traceback": None, "wall_s": wall}
+    """The record of a run whose worker left none (``reason`` is ``"status: message"``)."""
+    return {**base_record(spec, *reason.split(": ", 1)), "wall_s": wall}
 
 
 def run_suite(
@@ -82,7 +81,7 @@ def run_suite(
     """Execute the suite's runs; return the count of each status (``skipped`` and ``cached``
     included).  Records go to ``results_dir/<suite>/runs.jsonl`` as each run ends; a progress
     bar shows the current run, finished/total and an ETA unless ``quiet``."""
-    path = results_dir / suite.name / "runs.jsonl"
+    path = results_dir / suite.name / RUNS_FILE
     done = {} if force else completed_ok(path)
     counts: Counter = Counter()
     runs = plan(suite, device, only)
