@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fdebench.measure import PeakMemory, fingerprint, median_iqr
+from fdebench.measure import AllocatorPeak, PeakMemory, fingerprint, median_iqr
 
 MIB = 2**20
 
@@ -32,6 +32,21 @@ def test_cpu_baseline_excludes_memory_held_before_the_window():
         small = torch.ones(10 * MIB // 4)
         del small
     assert memory.result["peak_mem_bytes"] < 60 * MIB
+    del held
+
+
+def test_allocator_peak_counts_tensor_bytes_exactly_on_the_cpu():
+    held = torch.ones(1000)  # allocated before the window: not counted
+    peaks = []
+    for _ in range(2):
+        with AllocatorPeak(torch.device("cpu")) as memory:
+            a = torch.ones(1000)     # 4000 bytes
+            b = torch.ones(2000)     # +8000: the peak, 12000
+            del a
+            c = torch.ones(500)      # 10000 live
+            del b, c
+        peaks.append(memory.peak_bytes)
+    assert peaks == [12000, 12000]
     del held
 
 

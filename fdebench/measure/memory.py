@@ -9,6 +9,11 @@
   possible, RSS sampled every millisecond with ``psutil``.  Run each measurement in a fresh
   process with ``MALLOC_MMAP_THRESHOLD_`` low (the harness does) so that freed tensors go back
   to the system and earlier work does not hide in the baseline.
+
+:class:`AllocatorPeak` is a second, narrower measure for regression gates: the peak of the bytes
+held by torch's allocator above the window's start.  RSS depends on the C allocator's history
+(a freed heap chunk is reused without new pages), so two identical passes in one process can
+differ by megabytes; the allocator count is reproducible to the byte, on the CPU too.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 import psutil
 import torch
 
-__all__ = ["PeakMemory"]
+__all__ = ["AllocatorPeak", "PeakMemory"]
 
 
 class _Sampler(threading.Thread):
@@ -115,3 +120,50 @@ class PeakMemory:
         else:
             peak = _high_water_mark() if peak is None else peak
             self.result = {"peak_mem_bytes": max(peak - self._cpu_baseline, 0)}
+
+
+class AllocatorPeak:
+    """Context manager: peak bytes allocated by torch on ``device`` above the window's start.
+
+    CUDA: ``max_memory_allocated`` minus ``memory_allocated`` at entry (as :class:`PeakMemory`).
+    CPU: torch has no allocation counters, so the window runs under ``torch.profiler`` with
+    ``profile_memory=True`` and the peak is the running sum of the allocation events (signed
+    ``nbytes``, in time order).  Deterministic, but it counts tensors only (not Python objects or
+    library workspaces) and profiling slows the window down: never time inside it.
+    After exit, :attr:`peak_bytes` holds the result.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_bytes = 0
+
+    def __enter__(self) -> AllocatorPeak:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._allocated = torch.cuda.memory_allocated(self.device)
+        else:
+            from torch.profiler import ProfilerActivity, profile
+
+            self._profile = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+            self._profile.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._allocated
+            return
+        self._profile.__exit__(*exc)
+        # kineto_results holds every event, memory ones included (``name() == "[memory]"``,
+        # ``nbytes()`` negative for a free); the public per-op tables only keep per-op sums.
+        events = sorted(
+            (e for e in self._profile.profiler.kineto_results.events()
+             if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU),
+            key=lambda e: e.start_ns(),
+        )
+        live = peak = 0
+        for event in events:
+            live += event.nbytes()
+            peak = max(peak, live)
+        self.peak_bytes = peak
