@@ -2,6 +2,8 @@
 
 * ``mlp``: a state of 256 rows x 64 features; the field ``Linear(64, 1024) -> Tanh ->
   Linear(1024, 64)`` acts row-wise.
+* ``mlp-small``: the same field at 128 rows x 32 features, hidden 256: the regression gate's
+  size (a pass takes milliseconds; every activation is still a separate allocation to count).
 * ``conv``: a state of 32 x 64 x 7 x 7 feature maps; the field ``GroupNorm(32, 64) -> ReLU ->
   TimeConv3x3 -> GroupNorm -> ReLU -> TimeConv3x3``, where ``TimeConv3x3`` appends a channel
   filled with ``t`` to its input (``Conv2d(65, 64, 3, padding=1)``).
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 SEED = 0
-FIELDS = ("mlp", "conv")
+FIELDS = ("mlp", "conv", "mlp-small")
 
 
 class MLPField(nn.Module):
@@ -74,7 +76,7 @@ class ConvField(nn.Module):
 
 
 def make_field(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module, torch.Tensor]:
-    """The seeded field ``name`` (``"mlp"`` or ``"conv"``) and its initial state, on ``device``.
+    """The seeded field ``name`` (one of :data:`FIELDS`) and its initial state, on ``device``.
 
     ``y0`` is float32 and does not require grad; the field's parameters do.
     """
@@ -83,6 +85,9 @@ def make_field(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module
     if name == "mlp":
         field: nn.Module = MLPField()
         y0 = torch.randn(256, 64, generator=gen)
+    elif name == "mlp-small":
+        field = MLPField(features=32, hidden=256)
+        y0 = torch.randn(128, 32, generator=gen)
     elif name == "conv":
         field = ConvField()
         y0 = torch.randn(32, 64, 7, 7, generator=gen)

@@ -3,12 +3,16 @@
 ``outputs="all"`` asks for every grid time (``t = linspace(0, 1, N + 1)``, as the benchmarks do),
 so the returned ``ys`` and its cotangent are each ``(N + 1) x |y|``.  ``outputs="final"`` asks for
 ``t = [0, 1]`` on the same grid of ``N`` steps, which isolates the solver's own memory.
+
+The field is wrapped in a counter, so each pass also records its field evaluations in the
+forward solve and in the backward pass (:attr:`Workload.nfe`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import torch
 from torch import nn
@@ -24,18 +28,44 @@ OUTPUTS = ("all", "final")
 SOLVERS = ("fdebench", "torchdiffeq")
 
 
+class _Counted(nn.Module):
+    """``field`` with a count of its evaluations."""
+
+    def __init__(self, field: nn.Module) -> None:
+        super().__init__()
+        self.field = field
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.field(t, y)
+
+
 @dataclass
 class Workload:
-    """A ready-to-run forward+backward pass; :attr:`run` is what a benchmark round times."""
+    """A ready-to-run forward+backward pass; :meth:`run` is what a benchmark round times."""
 
     field: nn.Module
     y0: torch.Tensor
-    run: Callable[[], None]
+    solve: Callable[[], torch.Tensor]
+    #: field evaluations of the last pass: ``{"nfe_forward": ..., "nfe_backward": ...}``
+    nfe: dict[str, int] = dataclass_field(default_factory=dict)
 
     @property
     def state_bytes(self) -> int:
         """``|y|``: the bytes of one state."""
         return self.y0.numel() * self.y0.element_size()
+
+    def run(self) -> None:
+        """One forward+backward pass (gradients accumulate into the parameters' ``.grad``)."""
+        counter = self.field
+        start = counter.calls
+        ys = self.solve()
+        middle = counter.calls
+        ys[-1].square().mean().backward()
+        if self.y0.device.type == "cuda":
+            torch.cuda.synchronize(self.y0.device)
+        self.nfe = {"nfe_forward": middle - start, "nfe_backward": counter.calls - middle}
 
     def zero_grad(self) -> None:
         """Zero the parameter gradients in place (keeps their memory allocated)."""
@@ -44,6 +74,13 @@ class Workload:
                 p.grad = torch.zeros_like(p)
             else:
                 p.grad.zero_()
+
+    def gradient(self) -> torch.Tensor:
+        """The parameter gradient of one fresh pass, flattened."""
+        for p in self.field.parameters():
+            p.grad = None
+        self.run()
+        return torch.cat([p.grad.reshape(-1) for p in self.field.parameters()])
 
 
 def make_workload(
@@ -56,17 +93,20 @@ def make_workload(
     *,
     solver: str = "fdebench",
     outputs: str = "all",
+    dtype: torch.dtype = torch.float32,
 ) -> Workload:
     """Build the field ``field`` on ``device`` and a closure running one forward+backward pass.
 
     ``solver="torchdiffeq"`` integrates the same field with ``torchdiffeq.odeint`` (``alpha``
-    must be 1, ``gradient`` must be ``"direct"``; ``method`` is passed through).
+    must be 1, ``gradient`` must be ``"direct"``; ``method`` is passed through).  ``dtype``
+    casts the field and the initial state (float64 for gradient comparisons).
     """
     if outputs not in OUTPUTS:
         raise ValueError(f"outputs must be one of {OUTPUTS}, got {outputs!r}")
     device = torch.device(device)
     module, y0 = make_field(field, device)
-    grid = torch.linspace(0.0, T_END, steps + 1, device=device)
+    module, y0 = _Counted(module.to(dtype)), y0.to(dtype)
+    grid = torch.linspace(0.0, T_END, steps + 1, device=device, dtype=dtype)
     t = grid if outputs == "all" else grid[[0, -1]]
     step_size = None if outputs == "all" else T_END / steps
 
@@ -90,10 +130,4 @@ def make_workload(
     else:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
 
-    def run() -> None:
-        ys = solve()
-        ys[-1].square().mean().backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    return Workload(module, y0, run)
+    return Workload(module, y0, solve)
