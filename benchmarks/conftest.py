@@ -34,6 +34,14 @@ def pytest_configure(config: pytest.Config) -> None:
     set_threads()
 
 
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Add torch's version and thread count to the machine info saved with the results."""
+    import torch
+
+    machine_info["torch_version"] = torch.__version__
+    machine_info["torch_threads"] = torch.get_num_threads()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     """Show the benchmark device and thread count in pytest's header."""
     import torch
