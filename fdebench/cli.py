@@ -1,7 +1,8 @@
 """The ``fdebench`` command line: parse arguments, call runner/report, map errors to exit codes.
 
-Exit codes: 0 success; 1 some runs failed (their records and the report are still written) or
-``check`` found a mismatch; 2 bad usage or input (a one-line error per problem); 130 interrupted.
+Exit codes: 0 success; 1 some runs failed (their records and the report are still written),
+``check`` found a mismatch or ``compare`` found a regression; 2 bad usage or input (a one-line
+error per problem); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare_paths, render
+
+    comparison = compare_paths(args.baseline, args.current, args.fail_on,
+                               allow_missing=args.allow_missing)
+    for line in comparison.warnings:
+        print(f"fdebench: warning: {line}", file=sys.stderr)
+    print(render(comparison, args.format), end="")
+    return 1 if comparison.regressions else 0
+
+
+FAIL_ON_HELP = (
+    "comma-separated METRIC:LIMIT items; LIMIT is +N%% / -N%% (change relative to the "
+    "baseline), +N / -N (change in the metric's units), +Npp / -Npp (percentage points, N/100), "
+    "<N / >N (bound on the current value), e.g. "
+    "'peak_mem_bytes:+10%%,time_per_iter_s:+25%%,grad_rel_err:<1e-8,test_accuracy:-1pp'"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fdebench",
@@ -90,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
                         help="where reports go (default: reports/)")
     report.set_defaults(handler=_report)
+
+    compare = sub.add_parser(
+        "compare", help="compare two results run by run; exit 1 on a regression",
+        description="Compare two harness results folders (runs.jsonl, matched by run id) or two "
+        "pytest-benchmark JSON files (matched by benchmark name), print a table of changes, and "
+        "exit 1 listing every regression beyond the --fail-on thresholds.",
+    )
+    compare.add_argument("baseline", type=Path, help="results folder, runs.jsonl or .json file")
+    compare.add_argument("current", type=Path, help="the same kind of results, to check")
+    compare.add_argument("--fail-on", metavar="SPEC", help=FAIL_ON_HELP)
+    compare.add_argument("--format", choices=["terminal", "markdown"], default="terminal",
+                         help="table format (default: terminal)")
+    compare.add_argument("--allow-missing", action="store_true",
+                         help="compare the runs both sides have and warn about the others "
+                         "(default: runs on one side only are an error)")
+    compare.set_defaults(handler=_compare)
 
     check = sub.add_parser(
         "check",

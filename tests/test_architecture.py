@@ -21,6 +21,7 @@ RULES = {
     "tasks": ({"torch", "numpy", "torchvision", "sklearn"}, {"engine"}),
     "results": ({"pandas", "numpy"}, set()),
     "report": ({"pandas", "numpy", "matplotlib", "tabulate"}, {"results"}),
+    "compare": ({"pandas", "numpy", "tabulate"}, {"results"}),
     "runner": ({"torch", "yaml", "tqdm"}, {"engine", "tasks", "measure", "results"}),
 }
 
@@ -55,6 +56,7 @@ def test_layer_imports(layer):
                 assert top in STDLIB | third_party, f"{path.name} imports {name}"
 
 
-def test_results_and_report_load_without_torch():
-    code = "import sys, fdebench.results, fdebench.report; assert 'torch' not in sys.modules"
+def test_results_report_and_compare_load_without_torch():
+    code = ("import sys, fdebench.results, fdebench.report, fdebench.compare; "
+            "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
