@@ -19,12 +19,25 @@ Environment:
 * ``FDEBENCH_BENCH_THREADS``: torch intra-op threads, here and in the memory probes (default:
   all cores).  On a shared machine, 1 avoids OpenMP threads spinning against other processes.
 * ``FDEBENCH_BENCH_MEMORY=0`` skips the memory measurement.
+* ``FDEBENCH_BENCH_RATIOS=0`` skips the same-process time ratios (they time extra passes).
 
-``benchmark.extra_info`` records the configuration, ``state_bytes`` (``|y|``) and the peak extra
-memory of one pass: ``peak_extra_bytes`` with every grid time returned (as timed) and
+``benchmark.extra_info`` records the configuration, ``state_bytes`` (``|y|``), the field
+evaluations of one pass (``nfe_forward``, ``nfe_backward``) and the peak extra memory of one
+pass: ``peak_extra_bytes`` with every grid time returned (as timed) and
 ``peak_extra_bytes_final`` with only ``t = 1`` returned (the solver's own memory).  On CUDA it is
 ``max_memory_allocated()`` above the allocation just before the pass, measured in this process;
 on CPU the RSS peak above baseline in a fresh process (:mod:`benchmarks.memory_probe`).
+
+Ratios, each measured in this process so that the machine's speed and load cancel
+(:func:`benchmarks.gate.time_ratio`: both sides timed back to back, alternating, the median of
+the per-round ratios):
+
+* ``adjoint`` and ``checkpoint`` rows: ``<mode>_direct_time_ratio`` (this pass over the same pass
+  with direct gradients) and ``<mode>_direct_mem_ratio`` (``peak_extra_bytes_final`` over
+  direct's);
+* ``direct`` rows at ``alpha < 1``: ``fractional_alpha1_time_ratio`` (over the same pass at
+  ``alpha = 1``);
+* the ``fdebench`` rows at ``alpha = 1``: ``engine_torchdiffeq_time_ratio``.
 """
 
 from __future__ import annotations
@@ -36,8 +49,9 @@ import pytest
 import torch
 
 from .fields import bench_device
+from .gate import time_ratio
 from .memory_probe import measure, probe
-from .workload import make_workload
+from .workload import Workload, make_workload
 
 ALPHA = 0.5
 FIELDS = ("mlp", "conv")
@@ -45,6 +59,9 @@ METHODS = ("euler", "abm", "l1", "gl")
 GRADIENTS = ("direct", "adjoint", "checkpoint")
 STEPS = (50, 100, 200, 400)
 ALPHA1_STEPS = (100, 200, 400)
+#: peak extra memory already measured, per (field, method, gradient, steps, alpha, solver), so
+#: that the adjoint and checkpoint rows find direct's for their memory ratio
+_PEAKS: dict[tuple, dict[str, Any]] = {}
 
 
 def _rounds(field: str, steps: int) -> int:
@@ -86,6 +103,20 @@ def _memory(
     """``extra_info`` entries for the peak extra memory of one pass (see the module docstring)."""
     if os.environ.get("FDEBENCH_BENCH_MEMORY", "1") == "0":
         return {}
+    key = (field, method, gradient, steps, alpha, solver)
+    if key not in _PEAKS:
+        _PEAKS[key] = _measure_memory(*key)
+    info = dict(_PEAKS[key])
+    if gradient != "direct":
+        direct = _memory(field, method, "direct", steps, alpha, solver)
+        ratio = info["peak_extra_bytes_final"] / max(direct["peak_extra_bytes_final"], 1)
+        info[f"{gradient}_direct_mem_ratio"] = ratio
+    return info
+
+
+def _measure_memory(
+    field: str, method: str, gradient: str, steps: int, alpha: float, solver: str
+) -> dict[str, Any]:
     device = bench_device()
     if device.type == "cuda":
         peaks, how = {}, ""
@@ -110,6 +141,26 @@ def _memory(
     }
 
 
+def _ratios(
+    work: Workload, field: str, method: str, gradient: str, steps: int, alpha: float,
+    solver: str, rounds: int,
+) -> dict[str, float]:
+    """The same-process time ratios of this row (see the module docstring)."""
+    if os.environ.get("FDEBENCH_BENCH_RATIOS", "1") == "0" or solver != "fdebench":
+        return {}
+    device = bench_device()
+    if gradient != "direct":
+        other = make_workload(field, method, "direct", steps, alpha, device)
+        name = f"{gradient}_direct_time_ratio"
+    elif alpha < 1:
+        other = make_workload(field, method, "direct", steps, 1.0, device)
+        name = "fractional_alpha1_time_ratio"
+    else:
+        other = make_workload(field, method, "direct", steps, 1.0, device, solver="torchdiffeq")
+        name = "engine_torchdiffeq_time_ratio"
+    return {name: time_ratio(work.run, other.run, rounds, device)}
+
+
 def _bench(
     benchmark: Any, field: str, method: str, gradient: str, steps: int, alpha: float, solver: str
 ) -> None:
@@ -124,6 +175,9 @@ def _bench(
     benchmark.pedantic(
         work.run, setup=work.zero_grad, rounds=rounds, iterations=1, warmup_rounds=1
     )
+    benchmark.extra_info.update(work.nfe)
+    benchmark.extra_info.update(_ratios(work, field, method, gradient, steps, alpha, solver,
+                                        rounds))
     del work
     benchmark.extra_info.update(_memory(field, method, gradient, steps, alpha, solver))
 
