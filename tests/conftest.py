@@ -1,5 +1,12 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# The repository root, for ``import benchmarks`` (tests/test_gate.py) under a bare ``pytest`` too
+# (``python -m pytest`` puts the working directory on the path by itself).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 class TimeMLP(torch.nn.Module):
