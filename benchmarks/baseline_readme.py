@@ -13,12 +13,13 @@ from pathlib import Path
 TEMPLATE = """\
 # Regression-gate baselines
 
-`{name}`: the CPU baseline that `.ci/gate` (run by `.ci/run` after the tests) compares a fresh
-run of `benchmarks/bench_gate.py` and `benchmarks/bench_tasks.py` with, through
-`fdebench compare` and the thresholds `FAIL_ON` of `benchmarks/gate.py`.
+`{name}` is the CPU baseline of the regression gate: `.ci/gate` (which `.ci/run` runs after
+the tests) compares a fresh run of `benchmarks/bench_gate.py` and `benchmarks/bench_tasks.py`
+with it through `fdebench compare`, with the thresholds `FAIL_ON` of `benchmarks/gate.py`.
 
 - measured: {date} (UTC), commit {commit}{dirty}
-- machine: {cpu}, {cores} logical cores, {system}; Python {python}, torch {torch}, one torch thread
+- machine: {cpu}, {cores} logical cores, {system}; Python {python}, torch {torch},
+  one torch thread
 - command: `bash .ci/gate --refresh` (that is, `FDEBENCH_BENCH_THREADS=1 FDEBENCH_BENCH_DEVICE=cpu
   python -m pytest benchmarks/bench_gate.py benchmarks/bench_tasks.py --benchmark-only
   --benchmark-json {name}`), {count} benchmarks
