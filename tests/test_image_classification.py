@@ -137,3 +137,5 @@ def test_data_on_device_and_deterministic():
     assert torch.equal(batches[0][0], batches[1][0]) and torch.equal(batches[0][1], batches[1][1])
     other = make(**{**kwargs, "seed": 1})._next_batch()
     assert not torch.equal(other[0], batches[0][0])
+    assert task.data.startswith("synthetic") and "128 train / 32 test images of 3x8x8" in task.data
+    assert task.data_time_s > 0

@@ -254,3 +254,18 @@ def test_report_uses_no_torch_and_only_results():
                     assert name == "results", f"{path.name} imports ..{name}"
                 elif level == 0:
                     assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_data_are_described_and_synthetic_data_flagged(tmp_path):
+    runs = [r | {"data": "synthetic: random images (not real data)", "data_time_s": 2.0,
+                 "setup_time_s": 3.0} for r in spiral_runs() if r["status"] == "ok"]
+    runs += [r | {"task": "real", "run_id": "real" + r["run_id"].removeprefix("spiral"),
+                  "data": "MNIST (torchvision)", "data_time_s": 0.0}
+             for r in spiral_runs() if r["status"] == "ok"]
+    text = write_report(write_suite(tmp_path / "results", runs), tmp_path / "r").read_text()
+    spiral, real = text.split("## Task `real`")
+    assert "**Synthetic data:** random images (not real data)." in spiral
+    assert "outside the timed iterations: 2 s per run on average (whole setup: 3 s)" in spiral
+    assert "Data: MNIST (torchvision)." in real and "Synthetic" not in real
+    assert "outside the timed iterations" not in real
+    assert "data" not in table_after(spiral, "## Task", "noise")[0]

@@ -158,8 +158,10 @@ def test_ok_record_has_the_measurements(tmp_path):
     r = records[0]
     for key in ["time_per_iter_s", "time_per_iter_iqr_s", "time_forward_s", "time_backward_s",
                 "peak_mem_bytes", "nfe_forward", "nfe_backward", "grad_rel_err", "grad_cosine",
-                "rate_error", "train_curve", "env", "n_steps", "config_hash"]:
+                "rate_error", "train_curve", "env", "n_steps", "config_hash", "setup_time_s",
+                "data_time_s", "data"]:
         assert r[key] is not None, key
+    assert r["setup_time_s"] >= r["data_time_s"] >= 0
     assert r["nfe_forward"] == 4 and r["nfe_backward"] in (0, 4)  # euler: one per step
     assert len(r["train_curve"]) == 4
     assert max(x["grad_rel_err"] for x in records) < 1e-9

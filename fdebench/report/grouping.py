@@ -30,7 +30,8 @@ NOT_CONFIG = frozenset({
     "suite", "run_id", "config_hash", "task", "gradient", "seed",
     "status", "message", "traceback", "started_at", "wall_s",
     "time_per_iter_s", "time_per_iter_iqr_s", "time_forward_s", "time_backward_s",
-    "epoch_time_s", "peak_mem_bytes", "peak_reserved_bytes", "nvml_peak_used_bytes",
+    "epoch_time_s", "setup_time_s", "data_time_s", "data",
+    "peak_mem_bytes", "peak_reserved_bytes", "nvml_peak_used_bytes",
     "nfe_forward", "nfe_backward", "grad_rel_err", "grad_cosine", "metric_names", "train_curve",
 })
 #: config keys whether or not the run ids name them (n_steps is derived from step_size)

@@ -87,11 +87,30 @@ def _other_figures(task: str, runs: pd.DataFrame, keys: list[str], summary: pd.D
                            "log-log; N: number of steps); dashed: the Pareto front.")
 
 
+def _data_lines(runs: pd.DataFrame) -> list[str]:
+    """What the task's data are (generated data flagged **synthetic**) and the time spent
+    loading them, outside the timed iterations."""
+    lines = []
+    for value in runs.get("data", pd.Series(dtype=object)).map(format_value).unique():
+        if value.startswith("synthetic"):
+            lines += [f"**Synthetic data:** {value.removeprefix('synthetic').lstrip(': ')}.", ""]
+        elif value:
+            lines += [f"Data: {value}.", ""]
+    ok = runs[runs["status"] == "ok"]
+    data_time = pd.to_numeric(ok.get("data_time_s", pd.Series(dtype=float)), errors="coerce")
+    setup_time = pd.to_numeric(ok.get("setup_time_s", pd.Series(dtype=float)), errors="coerce")
+    if data_time.gt(0).any():
+        lines += [f"Data loading and transfer to the device, outside the timed iterations: "
+                  f"{data_time.mean():.3g} s per run on average (whole setup: "
+                  f"{setup_time.mean():.3g} s).", ""]
+    return lines
+
+
 def _task_section(task: str, runs: pd.DataFrame, folder: Path) -> list[str]:
     """The table and figures of one task."""
     runs = with_n_steps(runs)
     keys, metrics = config_keys(runs), metric_names(runs)
-    lines = [f"## Task `{task}`", "", status_counts(runs) + ".", ""]
+    lines = [f"## Task `{task}`", "", status_counts(runs) + ".", "", *_data_lines(runs)]
     if not (runs["status"] == "ok").any():
         return [*lines, "No successful runs: see *Failed runs* below.", ""]
     if metrics:

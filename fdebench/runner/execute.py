@@ -115,7 +115,10 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         record["metric_names"] = list(cls.metrics)
         torch.manual_seed(config["seed"])
         task = cls(config, device)
+        setup_started = time.perf_counter()
         task.setup()
+        record["setup_time_s"] = time.perf_counter() - setup_started
+        record["data_time_s"], record["data"] = task.data_time_s, task.data
         task.snapshot()
         record.update(_train(task, spec["measure"], device))
         record.update(task.evaluate())

@@ -1,17 +1,19 @@
-"""Run a suite: expand it, skip what is already recorded ``ok``, execute each run in a fresh
-subprocess with a time limit, append its record at once, and keep going whatever happens."""
+"""Run a suite: expand it, skip what is already recorded ``ok``, execute each run in a process
+of its own (forked from a torch-preloaded server) with a time limit, append its record at once,
+and keep going whatever happens."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from ..results import RUNS_FILE, append_record, completed_ok
 from .config import Suite
 from .execute import base_record
 from .grid import RunSpec, expand
+from .worker import start_run
 
 __all__ = ["plan", "run_suite"]
 
@@ -41,27 +44,35 @@ def _matches(run_id: str, pattern: str) -> bool:
 
 
 def _subprocess(spec: dict[str, Any], limit: float) -> dict[str, Any] | str:
-    """Run one spec in a fresh process; its record, or why there is none."""
+    """Run one spec in a process of its own (see :mod:`.worker`); its record, or why there is
+    none."""
     with tempfile.TemporaryDirectory(prefix="fdebench-") as tmp:
-        spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "record.json")
+        spec_path, out_path, err_path = (Path(tmp, n) for n in ("spec.json", "record.json",
+                                                                "stderr.txt"))
         spec_path.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "fdebench.runner.worker", str(spec_path), str(out_path)]
-        # freed tensors go back to the system, so RSS tracks live memory (see measure.memory)
-        env = {"MALLOC_MMAP_THRESHOLD_": "65536", **os.environ}
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True, env=env)
+        process = start_run(spec_path, out_path, err_path)
         try:
-            _, stderr = proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            process.join(limit)
+        except BaseException:  # Ctrl-C: take the run down with the suite
+            _kill(process)
+            raise
+        if process.is_alive():
+            _kill(process)
             return f"timeout: exceeded the time limit of {limit:g} s"
         if out_path.exists():
             return json.loads(out_path.read_text())
-        if proc.returncode == -signal.SIGKILL:
+        if process.exitcode == -signal.SIGKILL:
             return "oom: killed by SIGKILL (out of memory?)"
-        tail = (stderr or "").strip().splitlines()[-1:] or ["no output"]
-        return f"error: worker exited with code {proc.returncode}: {tail[0]}"
+        stderr = err_path.read_text(errors="replace") if err_path.exists() else ""
+        tail = stderr.strip().splitlines()[-1:] or ["no output"]
+        return f"error: worker exited with code {process.exitcode}: {tail[0]}"
+
+
+def _kill(process: BaseProcess) -> None:
+    """Kill the run and anything it started (it leads its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.join()
 
 
 def _failure(spec: dict[str, Any], reason: str, wall: float) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from .image_classification import ImageClassification
 from .lotka_volterra import LotkaVolterra
 from .synthetic import Synthetic
 
-__all__ = ["ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Task", "get_task"]
+__all__ = ["ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Task", "get_task", "load_plugins"]
 
 TASKS: dict[str, type[Task]] = {
     FreeFall.name: FreeFall,
@@ -26,13 +26,14 @@ TASKS: dict[str, type[Task]] = {
 }
 
 
-def _load_plugins() -> None:
+def load_plugins() -> None:
+    """Register the task classes of the modules named in ``FDEBENCH_TASK_MODULES``."""
     for name in filter(None, os.environ.get("FDEBENCH_TASK_MODULES", "").split(",")):
         for cls in importlib.import_module(name.strip()).TASKS:
             TASKS[cls.name] = cls
 
 
-_load_plugins()
+load_plugins()
 
 
 def get_task(name: str) -> type[Task]:

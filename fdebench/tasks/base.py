@@ -64,6 +64,11 @@ class Task:
     metrics: ClassVar[tuple[str, ...]] = ()
     #: cast the model to float64 for the gradient probe (fine for small models)
     probe_float64: ClassVar[bool] = True
+    #: what the data are, for reports (recorded as ``data``); begins with ``synthetic`` when
+    #: the data are generated rather than real
+    data: str = ""
+    #: seconds :meth:`setup` spent loading data and moving it to the device (``data_time_s``)
+    data_time_s: float = 0.0
 
     model: nn.Module
     optimizer: torch.optim.Optimizer

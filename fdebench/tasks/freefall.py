@@ -81,6 +81,8 @@ class FreeFall(Task):
             return f"step_size {config['step_size']:g} does not divide the observation spacing {DT}"
         return None
 
+    data = "simulated: exact free-fall positions plus seeded Gaussian noise"
+
     def setup(self) -> None:
         """Observations (seeded noise), the model and Adam."""
         c = self.config

@@ -18,6 +18,7 @@ only calls ``optimizer.step()``.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, ClassVar
 
 import torch
@@ -25,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import FDEBlock, Task
-from .image_data import DATASETS, load_dataset, normalise, subset
+from .image_data import DATASETS, DESCRIPTIONS, load_dataset, normalise, subset
 
 __all__ = ["TASKS", "ImageClassification", "build_model"]
 
@@ -165,8 +166,10 @@ class ImageClassification(Task):
             self._aug_gen = torch.Generator(device=self.device).manual_seed(c["seed"])
 
     def _load_data(self) -> None:
-        """Load, subset (seeded), normalise and move the data to the device, once."""
+        """Load, subset (seeded), normalise and move the data to the device, once (timed as
+        ``data_time_s``, outside the timed training iterations)."""
         c = self.config
+        started = time.perf_counter()
         n_train, n_test = c["max_train_samples"] or 2048, c["max_test_samples"] or 512
         xtr, ytr, xte, yte = load_dataset(
             c["dataset"], data_root=c["data_root"], download=c["download"], seed=c["seed"],
@@ -181,6 +184,12 @@ class ImageClassification(Task):
         self.x_train, self.y_train = xtr.to(self.device), ytr.to(self.device)
         self.x_test, self.y_test = xte.to(self.device), yte.to(self.device)
         self.batch_size = min(c["batch_size"], len(ytr))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.data_time_s = time.perf_counter() - started
+        shape = "x".join(map(str, xtr.shape[1:]))
+        self.data = (f"{DESCRIPTIONS[c['dataset']]}: {len(ytr)} train / {len(yte)} test images "
+                     f"of {shape}, {self.n_classes} classes")
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config

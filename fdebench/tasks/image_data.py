@@ -25,11 +25,17 @@ import numpy as np
 import torch
 
 __all__ = [
-    "DATASETS", "DataMissingError", "load_dataset", "normalise", "read_cifar_batches",
-    "resolve_root", "subset",
+    "DATASETS", "DESCRIPTIONS", "DataMissingError", "load_dataset", "normalise",
+    "read_cifar_batches", "resolve_root", "subset",
 ]
 
 DATASETS = ("mnist", "cifar10", "digits", "synthetic")
+#: how reports name each data set (generated data begin with "synthetic")
+DESCRIPTIONS = {
+    "mnist": "MNIST (torchvision)", "cifar10": "CIFAR-10 (torchvision)",
+    "digits": "scikit-learn digits (8 x 8)",
+    "synthetic": "synthetic: random class-prototype images plus noise (not real data)",
+}
 Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -184,6 +184,8 @@ class LotkaVolterra(Task):
                           step_size=c["step_size"] / FINE)
 
     # ---- task -------------------------------------------------------------------------------
+    data = "simulated: a fractional Lotka-Volterra trajectory (engine, fine grid) plus noise"
+
     def setup(self) -> None:
         """Seeded data and starting point, the model and its optimiser."""
         c = self.config

@@ -37,6 +37,8 @@ class Synthetic(Task):
     metrics = ("train_mse",)
     probe_float64 = False  # sized to be large: probe in the working precision
 
+    data = "synthetic: random initial states and targets (not real data)"
+
     def setup(self) -> None:
         c = self.config
         gen = torch.Generator().manual_seed(c["seed"])
