@@ -31,7 +31,14 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from .base import FDEBlock, Task
-from .graph_data import DATASETS, csr_matrix, induced_subgraph, load_graph, normalized_adjacency
+from .graph_data import (
+    DATASETS,
+    Graph,
+    csr_matrix,
+    induced_subgraph,
+    load_graph,
+    normalized_adjacency,
+)
 
 __all__ = ["TASKS", "DiffusionClassifier", "DiffusionField", "NodeClassification"]
 
@@ -183,7 +190,7 @@ class NodeClassification(Task):
         self.best = {"val_accuracy": -1.0, "test_accuracy": math.nan, "epoch": 0}
         self._last_loss = torch.full((), math.nan)
 
-    def _probe_graph(self, graph) -> dict[str, torch.Tensor] | None:
+    def _probe_graph(self, graph: Graph) -> dict[str, torch.Tensor] | None:
         """The gradient probe's data on graphs above :data:`PROBE_MAX_NODES` nodes: the
         subgraph induced by the first ones (a direct-mode probe of the whole of a 10^6-node
         graph in float64 would need more memory than the run it checks)."""
