@@ -90,10 +90,11 @@ class DiffusionField(nn.Module):
         """``W = U diag(clamp(d, 0, 1)) U^T`` with ``U = exp(R - R^T)`` orthogonal (``None`` for
         the linear model).
 
-        The eigenvalues of ``W`` are ``clamp(d, 0, 1)``.  As CGNN's learnable weight (Xhonneux
-        et al. 2020, ICML, Sec. 3.2) ``W`` is symmetric positive semi-definite, so the field
-        stays a diffusion (``A_hat - I`` has its eigenvalues in ``[-2, 0]``), and the orthogonal
-        ``U`` also keeps the field's eigenvalues above -2, where explicit steps up to 1 stay
+        The eigenvalues of ``W`` are ``clamp(d, 0, 1)``.  Like the learnable weight of CGNN
+        (Xhonneux et al. 2020, ICML, "Continuous graph neural networks"), ``W`` is symmetric
+        positive semi-definite, so the field stays a diffusion (``A_hat - I`` has its eigenvalues
+        in ``[-2, 0]``), and the orthogonal ``U`` also keeps the field's eigenvalues above -2,
+        where explicit steps up to 1 stay
         stable.  Unconstrained, Adam moves every entry of a 64 x 64 ``W`` by ``lr`` per step:
         on Cora it learned negative eigenvalues within 10 epochs (an anti-diffusion, growing
         like ``exp(2 |lambda| t)``) and test accuracy fell below 50%.
