@@ -94,10 +94,10 @@ class DiffusionField(nn.Module):
         (Xhonneux et al. 2020, ICML, "Continuous graph neural networks"), ``W`` is symmetric
         positive semi-definite, so the field stays a diffusion (``A_hat - I`` has its eigenvalues
         in ``[-2, 0]``), and the orthogonal ``U`` also keeps the field's eigenvalues above -2,
-        where explicit steps up to 1 stay
-        stable.  Unconstrained, Adam moves every entry of a 64 x 64 ``W`` by ``lr`` per step:
-        on Cora it learned negative eigenvalues within 10 epochs (an anti-diffusion, growing
-        like ``exp(2 |lambda| t)``) and test accuracy fell below 50%.
+        where explicit steps up to 1 stay stable.  Unconstrained, Adam moves every entry of a
+        64 x 64 ``W`` by ``lr`` per step: on Cora it learned negative eigenvalues within 10
+        epochs (an anti-diffusion, growing like ``exp(2 |lambda| t)``) and test accuracy fell
+        below 50%.
         """
         if not self.learnable:
             return None
