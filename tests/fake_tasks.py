@@ -60,6 +60,24 @@ class NotFinite(Decay):
         return super().loss(model) * float("nan")
 
 
+class StopsEarly(Decay):
+    """Asks to stop after ``stop_after`` iterations; counts the runner's calls of the hook."""
+
+    name = "fake_stop"
+    params: ClassVar[dict] = {"iters": 8, "sleep": 0.0, "stop_after": 3}
+
+    def setup(self) -> None:
+        super().setup()
+        self.hook_calls = 0
+
+    def after_iteration(self) -> bool:
+        self.hook_calls += 1
+        return self.hook_calls >= self.config["stop_after"]
+
+    def evaluate(self):
+        return {**super().evaluate(), "hook_calls": self.hook_calls}
+
+
 class Slow(Decay):
     name = "fake_slow"
 
@@ -67,4 +85,4 @@ class Slow(Decay):
         time.sleep(60)
 
 
-TASKS = [Decay, Raises, NotFinite, Slow]
+TASKS = [Decay, Raises, NotFinite, StopsEarly, Slow]

@@ -168,6 +168,29 @@ def test_ok_record_has_the_measurements(tmp_path):
     assert r["env"]["torch_version"]
 
 
+@pytest.mark.parametrize(
+    ("stop_after", "timed", "stopped"),
+    [(3, 2, True), (1, 0, True), (9, 3, False)],  # in the timed window, in the warm-up, never
+    ids=["in-window", "in-warmup", "never"],
+)
+def test_early_stopping_hook(stop_after, timed, stopped):
+    from fdebench.runner.execute import execute
+
+    config = {"alpha": 0.5, "method": "euler", "step_size": 0.05, "t_end": 0.1,
+              "gradient": "direct", "seed": 0, "iters": 6, "sleep": 0.0, "stop_after": stop_after}
+    spec = {"suite": "s", "run_id": "r", "task": "fake_stop", "config": config,
+            "config_hash": "h", "device": "cpu",
+            "measure": {"warmup_iters": 1, "timed_iters": 3, "time_limit_s": 60, "threads": None}}
+    record = execute(spec)
+    assert record["status"] == "ok", record["message"]
+    ran = min(stop_after, 6)
+    assert record["hook_calls"] == ran  # called after every iteration, none after the stop
+    assert record["iterations"] == len(record["train_curve"]) == ran
+    assert record["timed_iters"] == timed and record["stopped_early"] is stopped
+    assert (record["time_per_iter_s"] is None) == (timed == 0)
+    assert record["peak_mem_bytes"] is not None
+
+
 def test_resume_skips_finished_runs_and_force_redoes_them(tmp_path):
     suite = load_suite(write(tmp_path, SMALL))
     results = tmp_path / "results"

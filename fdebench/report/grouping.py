@@ -33,6 +33,7 @@ NOT_CONFIG = frozenset({
     "epoch_time_s", "setup_time_s", "data_time_s", "data",
     "peak_mem_bytes", "peak_reserved_bytes", "nvml_peak_used_bytes",
     "nfe_forward", "nfe_backward", "grad_rel_err", "grad_cosine", "metric_names", "train_curve",
+    "timed_iters", "iterations", "stopped_early",
 })
 #: config keys whether or not the run ids name them (n_steps is derived from step_size)
 ALWAYS_CONFIG = ("alpha", "method", "t_end", "n_steps", "step_size", "device")

@@ -48,17 +48,30 @@ def _iteration(task: Task, device: torch.device) -> dict[str, float]:
             "nfe_forward": nfe1 - nfe0, "nfe_backward": nfe2 - nfe1}
 
 
+def _run(task: Task, device: torch.device, count: int, steps: list[dict[str, float]]) -> bool:
+    """Up to ``count`` iterations appended to ``steps``, each followed by the task's untimed
+    :meth:`~fdebench.tasks.Task.after_iteration`; ``True`` once the task asks to stop."""
+    for _ in range(count):
+        steps.append(_iteration(task, device))
+        if task.after_iteration():
+            return True
+    return False
+
+
 def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The training loop: warm-up iterations, then timed iterations inside the memory window,
-    then the untimed rest of the training budget."""
+    then the untimed rest of the training budget.  A task that stops early (see
+    :meth:`~fdebench.tasks.Task.after_iteration`) leaves fewer timed iterations, maybe none."""
     warmup = min(measure["warmup_iters"], max(task.iterations - 1, 0))
     timed = task.iterations - warmup
     if measure["timed_iters"] is not None:
         timed = min(timed, measure["timed_iters"])
-    steps = [_iteration(task, device) for _ in range(warmup)]
+    steps: list[dict[str, float]] = []
+    stopped = _run(task, device, warmup, steps)
     with PeakMemory(device) as memory:
-        steps += [_iteration(task, device) for _ in range(timed)]
-    steps += [_iteration(task, device) for _ in range(task.iterations - warmup - timed)]
+        stopped = stopped or _run(task, device, timed, steps)
+    if not stopped:
+        stopped = _run(task, device, task.iterations - warmup - timed, steps)
     window = steps[warmup:warmup + timed]
     median, iqr = median_iqr([s["total"] for s in window])
     return {
@@ -69,6 +82,8 @@ def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[st
         "nfe_forward": window[-1]["nfe_forward"] if window else None,
         "nfe_backward": window[-1]["nfe_backward"] if window else None,
         "timed_iters": len(window),
+        "iterations": len(steps),
+        "stopped_early": stopped,
         "train_curve": [s["loss"] for s in steps],
         **memory.result,
     }

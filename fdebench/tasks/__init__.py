@@ -14,6 +14,7 @@ from .base import ENGINE_DEFAULTS, FDEBlock, Task
 from .freefall import FreeFall
 from .image_classification import ImageClassification
 from .lotka_volterra import LotkaVolterra
+from .node_classification import NodeClassification
 from .synthetic import Synthetic
 
 __all__ = ["ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Task", "get_task", "load_plugins"]
@@ -22,6 +23,7 @@ TASKS: dict[str, type[Task]] = {
     FreeFall.name: FreeFall,
     ImageClassification.name: ImageClassification,
     LotkaVolterra.name: LotkaVolterra,
+    NodeClassification.name: NodeClassification,
     Synthetic.name: Synthetic,
 }
 

@@ -2,8 +2,9 @@
 
 A task class declares its name, its parameters with defaults (the suite loader validates keys
 and types against them), the quality metrics it reports, and implements :meth:`Task.setup`,
-:meth:`Task.loss`, :meth:`Task.probe_loss` and :meth:`Task.evaluate`.  The runner owns the
-training loop, timing, memory and gradient fidelity, so every task is measured the same way.
+:meth:`Task.loss`, :meth:`Task.probe_loss` and :meth:`Task.evaluate` (and may override
+:meth:`Task.after_iteration`, e.g. for early stopping).  The runner owns the training loop, timing,
+memory and gradient fidelity, so every task is measured the same way.
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ class Task:
     def evaluate(self) -> dict[str, float]:
         """The quality metrics of the trained ``self.model``."""
         raise NotImplementedError
+
+    def after_iteration(self) -> bool:
+        """Called by the runner after each training iteration, outside the timed region (e.g.
+        to track validation accuracy).  ``True`` stops training early; the default never does."""
+        return False
 
     # ---- provided -------------------------------------------------------------------------
     def engine_kwargs(self) -> dict[str, Any]:

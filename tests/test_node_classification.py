@@ -1,0 +1,236 @@
+"""The node_classification task: graphs, the sparse diffusion field, data sources, learning,
+early stopping and gradient agreement."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fdebench.tasks import ENGINE_DEFAULTS, get_task
+from fdebench.tasks import graph_data as gd
+from fdebench.tasks import node_classification as nc
+from fdebench.tasks.image_data import DataMissingError
+from fdebench.tasks.node_classification import DiffusionField, NodeClassification
+
+CPU = torch.device("cpu")
+MODES = ("direct", "adjoint", "checkpoint")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_PLANETOID = SHARED_DATA / "planetoid"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small sparse products: intra-op threads only add synchronisation on 2 shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config(**over: Any) -> dict[str, Any]:
+    """A resolved configuration: engine defaults, the task's defaults, seed 0, ``over``."""
+    return {**ENGINE_DEFAULTS, **NodeClassification.params, "seed": 0, **over}
+
+
+def make(**over: Any) -> NodeClassification:
+    """A set-up task, as the runner makes it."""
+    cfg = config(**over)
+    assert NodeClassification.skip(cfg) is None
+    torch.manual_seed(cfg["seed"])
+    task = NodeClassification(cfg, CPU)
+    task.setup()
+    task.snapshot()
+    return task
+
+
+def drive(task: NodeClassification) -> dict[str, float]:
+    """Train as the runner does (hook after every epoch, stop when it says so), evaluate."""
+    for _ in range(task.iterations):
+        task.optimizer.zero_grad(set_to_none=True)
+        task.loss(task.model).backward()
+        task.optimizer.step()
+        if task.after_iteration():
+            break
+    return task.evaluate()
+
+
+def dense(adjacency: torch.Tensor) -> torch.Tensor:
+    return adjacency.to_dense()
+
+
+# ---- graphs ---------------------------------------------------------------------------------
+def test_symmetric_normalisation():
+    # a triangle 0-1-2 plus a pendant 3 on node 2; one edge given twice (both directions), one
+    # self-loop, node 4 isolated
+    edges = torch.tensor([[0, 1, 2, 1, 2, 1], [1, 2, 0, 0, 3, 1]])
+    a_hat = dense(gd.normalized_adjacency(edges, 5)).double()
+    a = torch.zeros(5, 5, dtype=torch.float64)
+    for i, j in [(0, 1), (1, 2), (2, 0), (2, 3)]:
+        a[i, j] = a[j, i] = 1
+    a += torch.eye(5, dtype=torch.float64)
+    d = a.sum(1).rsqrt()
+    torch.testing.assert_close(a_hat, d[:, None] * a * d[None, :], rtol=1e-6, atol=1e-7)
+    assert torch.equal(a_hat, a_hat.T)
+    assert a_hat[4, 4] == 1.0  # an isolated node keeps its own state
+
+
+def test_sparse_field_matches_dense_reference():
+    gen = torch.Generator().manual_seed(0)
+    edges = torch.randint(12, (2, 30), generator=gen)
+    adjacency = gd.normalized_adjacency(edges, 12)
+    laplacian = dense(adjacency).double() - torch.eye(12, dtype=torch.float64)
+    x = torch.randn(12, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    for learnable in (False, True):
+        field = DiffusionField(adjacency, 4, learnable).double()
+        out = field(torch.tensor(0.0), x)
+        weight = field.weight if learnable else torch.eye(4, dtype=torch.float64)
+        reference = laplacian @ x @ weight
+        torch.testing.assert_close(out, reference)
+        cotangent = torch.randn(12, 4, generator=gen, dtype=torch.float64)
+        (grad,) = torch.autograd.grad(out, x, cotangent)
+        (grad_ref,) = torch.autograd.grad(reference, x, cotangent)
+        torch.testing.assert_close(grad, grad_ref)
+    eigenvalues = torch.linalg.eigvalsh(DiffusionField(adjacency, 4, True).weight.detach())
+    assert eigenvalues.min() > 0.9 and eigenvalues.max() <= 1 + 1e-6  # near the identity
+
+
+def test_sbm_sizes_homophily_and_seeds():
+    args = {"n_nodes": 4000, "n_classes": 4, "n_features": 8, "homophily": 0.7,
+            "avg_degree": 8.0}
+    graph = gd.stochastic_block_model(**args, seed=0)
+    src, dst = graph.edge_index
+    assert graph.x.shape == (4000, 8) and graph.n_nodes == 4000 and graph.n_classes == 4
+    assert (src != dst).all()
+    assert abs(len(src) - 4000 * 8 / 2) < 0.01 * 4000 * 8 / 2
+    assert abs((graph.y[src] == graph.y[dst]).double().mean().item() - 0.7) < 0.02
+    assert (torch.bincount(graph.y) > 800).all()
+    masks = graph.train_mask.int() + graph.val_mask.int() + graph.test_mask.int()
+    assert (masks == 1).all()
+    same = gd.stochastic_block_model(**args, seed=0)
+    assert torch.equal(same.edge_index, graph.edge_index) and torch.equal(same.x, graph.x)
+    assert not torch.equal(gd.stochastic_block_model(**args, seed=1).edge_index, graph.edge_index)
+
+
+def test_sbm_is_linear_in_the_edges():
+    # a dense 10^5 x 10^5 matrix would need 40 GB: building this at all shows there is none
+    start = time.perf_counter()
+    graph = gd.stochastic_block_model(100_000, 5, 4, 0.8, 10.0, seed=0)
+    adjacency = gd.normalized_adjacency(graph.edge_index, graph.n_nodes)
+    assert time.perf_counter() - start < 20
+    assert adjacency.layout == torch.sparse_csr
+    assert 100_000 * 10 < adjacency.values().numel() <= 100_000 * 11  # both directions + loops
+
+
+def test_stratified_split_keeps_every_class_in_every_split():
+    karate = gd.load_karate(seed=0)
+    for mask in (karate.train_mask, karate.val_mask, karate.test_mask):
+        assert set(karate.y[mask].tolist()) == {0, 1, 2, 3}
+    assert (karate.train_mask.sum(), karate.val_mask.sum(), karate.test_mask.sum()) == (18, 8, 8)
+    y = torch.arange(100) % 2
+    assert not torch.equal(gd.stratified_split(y, 0)[0], gd.stratified_split(y, 1)[0])
+
+
+# ---- the task -------------------------------------------------------------------------------
+def test_registered_and_skips():
+    assert get_task("node_classification") is NodeClassification
+    reason = NodeClassification.skip(config(dataset="ogbn-arxiv"))
+    assert reason and "cora" in reason and "sbm" in reason
+    assert "learnable" in NodeClassification.skip(config(model="gat"))
+    assert NodeClassification.skip(config(dataset="sbm", n_classes=1))
+
+
+@pytest.mark.parametrize("model", ["linear", "learnable"])
+def test_karate_through_the_runner(model):
+    from fdebench.runner.execute import execute
+
+    cfg = config(model=model, epochs=40, patience=0, t_end=2.0, step_size=0.2)
+    spec = {"suite": "t", "run_id": "r", "task": "node_classification", "config": cfg,
+            "config_hash": "h", "device": "cpu",
+            "measure": {"warmup_iters": 1, "timed_iters": 5, "time_limit_s": 60, "threads": 1}}
+    record = execute(spec)
+    assert record["status"] == "ok", record["traceback"]
+    assert record["test_accuracy"] >= 0.75  # observed 0.875-1.0 on 8 test nodes (4 classes)
+    assert record["val_accuracy"] >= 0.5 and math.isfinite(record["train_loss"])
+    assert record["epochs_trained"] == record["iterations"] == 40
+    assert record["nfe_forward"] == 10 and record["grad_rel_err"] < 1e-10
+
+
+def test_early_stopping_stops():
+    task = make(epochs=500, patience=5, t_end=2.0, step_size=0.2)
+    result = drive(task)
+    assert result["epochs_trained"] < 500
+    assert result["epochs_trained"] == task.best["epoch"] + 5
+    assert result["val_accuracy"] == task.best["val_accuracy"]
+
+
+@pytest.mark.parametrize("model", ["linear", "learnable"])
+@pytest.mark.parametrize("mode", ["adjoint", "checkpoint"])
+def test_gradient_probe_matches_direct_in_float64(model, mode):
+    task = make(model=model, alpha=0.6, t_end=1.0, step_size=0.1, dropout=0.5)
+    reference = task.gradient_probe("direct")
+    assert reference.dtype == torch.float64 and reference.norm() > 0
+    assert torch.equal(reference, task.gradient_probe("direct"))  # dropout is off in the probe
+    grad = task.gradient_probe(mode)
+    assert ((grad - reference).norm() / reference.norm()).item() < 1e-10
+
+
+def test_large_graphs_probe_a_subgraph(monkeypatch):
+    monkeypatch.setattr(nc, "PROBE_MAX_NODES", 150)
+    task = make(dataset="sbm", n_nodes=400, n_classes=3, n_features=4, hidden=8,
+                step_size=0.25)
+    assert task._probe["x"].shape == (150, 4)
+    assert task._probe["adjacency"].shape == (150, 150)
+    reference, grad = task.gradient_probe("direct"), task.gradient_probe("adjoint")
+    assert ((grad - reference).norm() / reference.norm()).item() < 1e-10
+    assert task.model.block.field.n_nodes == 400  # the probe changed its own copy only
+    edges = torch.tensor([[0, 1, 5], [1, 7, 2]])
+    assert gd.induced_subgraph(edges, 6).tolist() == [[0, 5], [1, 2]]
+
+
+# ---- data sources ---------------------------------------------------------------------------
+def test_missing_planetoid_is_a_clear_error(tmp_path, monkeypatch):
+    empty = tmp_path / "nothing-here"
+    monkeypatch.setenv("FDEBENCH_DATA", str(empty))
+    with pytest.raises(DataMissingError) as info:
+        make(dataset="cora")
+    message = str(info.value)
+    assert str(empty / "planetoid" / "Cora" / "raw") in message
+    assert "FDEBENCH_DATA" in message and "data_root" in message and "download: true" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_an_incomplete_planetoid_names_the_missing_file(tmp_path):
+    raw = tmp_path / "planetoid" / "PubMed" / "raw"
+    raw.mkdir(parents=True)
+    for part in ("x", "tx", "y", "ty", "ally", "graph", "test.index"):
+        (raw / f"ind.pubmed.{part}").write_bytes(b"")
+    with pytest.raises(DataMissingError, match=r"1 of 8 files missing: ind\.pubmed\.allx"):
+        make(dataset="pubmed", data_root=str(tmp_path))
+
+
+@pytest.mark.skipif(not (SHARED_PLANETOID / "PubMed" / "raw").is_dir(), reason="no shared PubMed")
+@pytest.mark.skipif((SHARED_PLANETOID / "PubMed" / "raw" / "ind.pubmed.allx").is_file(),
+                    reason="the shared PubMed is complete")
+def test_shared_pubmed_lacks_allx():
+    with pytest.raises(DataMissingError, match=r"ind\.pubmed\.allx") as info:
+        make(dataset="pubmed", data_root=str(SHARED_DATA))
+    assert str(SHARED_PLANETOID / "PubMed" / "raw") in str(info.value)
+
+
+@pytest.mark.skipif(not (SHARED_PLANETOID / "Cora" / "raw").is_dir(), reason="no shared Cora")
+def test_cora_loads_from_a_copy_and_learns(tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(SHARED_PLANETOID / "Cora" / "raw", root / "planetoid" / "Cora" / "raw")
+    before = sorted(p.name for p in root.rglob("*"))
+    task = make(dataset="cora", data_root=str(root), alpha=1.0, t_end=10.0, step_size=1.0,
+                epochs=30, patience=0)
+    assert sorted(p.name for p in root.rglob("*")) == before  # processed in a temporary copy
+    assert task.x.shape == (2708, 1433) and task.n_classes == 7
+    assert [int(m.sum()) for m in task.masks.values()] == [140, 500, 1000]
+    assert drive(task)["test_accuracy"] >= 0.7  # observed 0.78 after 30 epochs; chance ~0.3
