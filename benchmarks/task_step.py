@@ -26,6 +26,9 @@ TASK_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "image_classification-digits": ("image_classification", {
         "dataset": "digits", "width": 16, "batch_size": 32, "max_train_samples": 64,
         "max_test_samples": 32, "max_steps": 100, "step_size": 0.1}),
+    "node_classification-sbm": ("node_classification", {
+        "dataset": "sbm", "model": "learnable", "n_nodes": 2000, "hidden": 32, "dropout": 0.0,
+        "step_size": 0.1}),
 }
 
 
