@@ -100,6 +100,11 @@ def test_sparse_field_matches_dense_reference():
     assert eigenvalues.min() > 0.9 and eigenvalues.max() <= 1 + 1e-6  # near the identity
 
 
+def test_sbm_is_labelled_synthetic():
+    task = make(dataset="sbm", n_nodes=200, epochs=1)
+    assert task.data.startswith("synthetic") and "200 nodes" in task.data
+
+
 def test_sbm_sizes_homophily_and_seeds():
     args = {"n_nodes": 4000, "n_classes": 4, "n_features": 8, "homophily": 0.7,
             "avg_degree": 8.0}
@@ -159,6 +164,8 @@ def test_karate_through_the_runner(model):
     assert record["val_accuracy"] >= 0.5 and math.isfinite(record["train_loss"])
     assert record["epochs_trained"] == record["iterations"] == 40
     assert record["nfe_forward"] == 10 and record["grad_rel_err"] < 1e-10
+    assert record["data"].startswith("Zachary's karate club") and "34 nodes" in record["data"]
+    assert record["setup_time_s"] >= record["data_time_s"] > 0
 
 
 def test_early_stopping_stops():

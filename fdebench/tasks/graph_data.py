@@ -37,12 +37,20 @@ import torch
 from .image_data import DataMissingError, resolve_root
 
 __all__ = [
-    "DATASETS", "PLANETOID", "Graph", "csr_matrix", "induced_subgraph", "load_graph",
-    "load_karate", "load_planetoid", "normalized_adjacency", "stochastic_block_model",
+    "DATASETS", "DESCRIPTIONS", "PLANETOID", "Graph", "csr_matrix", "induced_subgraph",
+    "load_graph", "load_karate", "load_planetoid", "normalized_adjacency", "stochastic_block_model",
     "stratified_split",
 ]
 
 DATASETS = ("cora", "citeseer", "pubmed", "karate", "sbm")
+#: how reports name each data set (generated data begin with "synthetic")
+DESCRIPTIONS = {
+    "cora": "Planetoid Cora (torch_geometric, public split)",
+    "citeseer": "Planetoid CiteSeer (torch_geometric, public split)",
+    "pubmed": "Planetoid PubMed (torch_geometric, public split)",
+    "karate": "Zachary's karate club (torch_geometric, seeded split)",
+    "sbm": "synthetic: a generated stochastic block model, not real data",
+}
 #: our dataset name -> Planetoid's folder (and ``name`` argument)
 PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 #: :func:`stratified_split`'s train and validation fractions per class; the rest is test

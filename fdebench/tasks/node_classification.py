@@ -24,6 +24,7 @@ better validation accuracy (``patience: 0`` never stops early).
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, ClassVar
 
 import torch
@@ -40,6 +41,7 @@ from .graph_data import (
     load_graph,
     normalized_adjacency,
 )
+from .graph_data import DESCRIPTIONS as GRAPH_DESCRIPTIONS
 
 __all__ = ["TASKS", "DiffusionClassifier", "DiffusionField", "NodeClassification"]
 
@@ -171,6 +173,7 @@ class NodeClassification(Task):
     # ---- setup ----------------------------------------------------------------------------
     def setup(self) -> None:
         c = self.config
+        started = time.perf_counter()
         graph = load_graph(
             c["dataset"], data_root=c["data_root"], download=c["download"], seed=c["seed"],
             sbm={k: c[k] for k in ("n_nodes", "n_classes", "n_features", "homophily",
@@ -180,6 +183,10 @@ class NodeClassification(Task):
         self.masks = {name: getattr(graph, f"{name}_mask").to(self.device)
                       for name in ("train", "val", "test")}
         self._probe = self._probe_graph(graph)
+        self.data_time_s = time.perf_counter() - started
+        edges = graph.edge_index.shape[1]
+        self.data = (f"{GRAPH_DESCRIPTIONS[c['dataset']]}: {graph.n_nodes} nodes, {edges} "
+                     f"directed edges, {graph.x.shape[1]} features, {self.n_classes} classes")
         torch.manual_seed(c["seed"])
         field = DiffusionField(normalized_adjacency(graph.edge_index, graph.n_nodes),
                                c["hidden"], c["model"] == "learnable")
