@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from fdebench.runner.config import SuiteError, parse_suite
 from fdebench.tasks import ENGINE_DEFAULTS
 from fdebench.tasks.image_classification import ImageClassification
 from fdebench.tasks.image_data import CIFAR_FOLDER, DataMissingError
@@ -112,9 +113,15 @@ def test_missing_data_is_a_clear_error(tmp_path, dataset):
     assert "FDEBENCH_DATA" in message and "data_root" in message and "download: true" in message
 
 
-def test_unknown_dataset_is_skipped():
-    reason = ImageClassification.skip(config(dataset="imagenet"))
-    assert reason and "mnist" in reason and "digits" in reason
+@pytest.mark.parametrize(("key", "value", "valid"), [
+    ("dataset", "imagenet", "cifar10, digits, mnist, synthetic"),
+    ("optimizer", "rmsprop", "adam, sgd"), ("lr_schedule", "step", "cosine, none")])
+def test_unknown_choices_are_suite_errors(key, value, valid):
+    suite = {"name": "s", "tasks": [{"task": "image_classification", key: value}]}
+    with pytest.raises(SuiteError) as info:
+        parse_suite(suite)
+    assert info.value.problems == [
+        f"<suite>: tasks[0].{key}: unknown value {value!r}; valid values: {valid}"]
 
 
 @pytest.mark.parametrize("mode", ["adjoint", "checkpoint"])

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from fdebench.runner.config import SuiteError, parse_suite
 from fdebench.tasks import ENGINE_DEFAULTS, get_task
 from fdebench.tasks import graph_data as gd
 from fdebench.tasks import node_classification as nc
@@ -144,9 +145,14 @@ def test_stratified_split_keeps_every_class_in_every_split():
 # ---- the task -------------------------------------------------------------------------------
 def test_registered_and_skips():
     assert get_task("node_classification") is NodeClassification
-    reason = NodeClassification.skip(config(dataset="ogbn-arxiv"))
-    assert reason and "cora" in reason and "sbm" in reason
-    assert "learnable" in NodeClassification.skip(config(model="gat"))
+    suite = {"name": "s", "tasks": [{"task": "node_classification", "dataset": "ogbn-arxiv",
+                                     "model": "gat"}]}
+    with pytest.raises(SuiteError) as info:
+        parse_suite(suite)
+    assert sorted(info.value.problems) == [
+        "<suite>: tasks[0].dataset: unknown value 'ogbn-arxiv'; valid values: citeseer, cora, "
+        "karate, pubmed, sbm",
+        "<suite>: tasks[0].model: unknown value 'gat'; valid values: learnable, linear"]
     assert NodeClassification.skip(config(dataset="sbm", n_classes=1))
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fdebench.engine import fdeint
+from fdebench.runner.config import SuiteError, parse_suite
 from fdebench.tasks import ENGINE_DEFAULTS, FreeFall, LotkaVolterra, Task, get_task
 from fdebench.tasks.freefall import exact_position
 
@@ -161,12 +162,15 @@ def test_lotka_skip():
     cases = {
         "t_end": {"step_size": 0.3},
         "test_horizon": {"test_horizon": 0.12},
-        "model": {"model": "gaussian_process"},
         "alpha_true": {"alpha_true": 1.5},
     }
     for word, over in cases.items():
         reason = LotkaVolterra.skip(config(LotkaVolterra, **over))
         assert reason and word in reason
+    suite = {"name": "s", "tasks": [{"task": "lotka_volterra", "model": "gaussian_process"}]}
+    with pytest.raises(SuiteError, match=r"tasks\[0\]\.model: unknown value 'gaussian_process'; "
+                       "valid values: neural, parametric"):
+        parse_suite(suite)
 
 
 # ---- data -----------------------------------------------------------------------------------

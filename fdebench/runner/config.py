@@ -105,7 +105,9 @@ def _typed(default: Any) -> Any:
 def key_checks(task: str) -> dict[str, Any]:
     """Every key a task accepts and its check."""
     checks = dict(ENGINE_CHECKS)
-    checks.update({k: _typed(v) for k, v in TASKS[task].params.items()})
+    cls = TASKS[task]
+    checks.update({k: _typed(v) for k, v in cls.params.items()})
+    checks.update({k: _one_of(v) for k, v in cls.choices.items()})
     return checks
 
 

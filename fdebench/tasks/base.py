@@ -61,6 +61,9 @@ class Task:
     name: ClassVar[str]
     #: task-specific parameters and defaults; a value's type is the type the suite must give
     params: ClassVar[dict[str, Any]] = {}
+    #: the valid values of parameters that name a choice (the suite loader rejects others,
+    #: listing these)
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: the quality metrics :meth:`evaluate` returns; the first is the headline of reports
     metrics: ClassVar[tuple[str, ...]] = ()
     #: cast the model to float64 for the gradient probe (fine for small models)

@@ -122,18 +122,14 @@ class ImageClassification(Task):
         "width": 64, "optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "lr_schedule": "cosine",
         "batch_size": 128, "epochs": 1, "max_steps": 0, "augment": False,
     }
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        "dataset": DATASETS, "optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES}
     metrics = ("test_accuracy", "train_loss")
     probe_float64 = False  # a conv net: probe in float32
 
     @classmethod
     def skip(cls, config: dict[str, Any]) -> str | None:
         c = config
-        if c["dataset"] not in DATASETS:
-            return f"unknown dataset {c['dataset']!r}; valid: {', '.join(DATASETS)}"
-        if c["optimizer"] not in OPTIMIZERS:
-            return f"unknown optimizer {c['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}"
-        if c["lr_schedule"] not in SCHEDULES:
-            return f"unknown lr_schedule {c['lr_schedule']!r}; valid: {', '.join(SCHEDULES)}"
         if c["augment"] and c["dataset"] != "cifar10":
             return "augment is implemented for cifar10 only"
         if c["batch_size"] < 1 or c["width"] < 1 or (c["epochs"] < 1 and c["max_steps"] < 1):

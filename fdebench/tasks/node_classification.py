@@ -149,15 +149,12 @@ class NodeClassification(Task):
         "n_nodes": 10_000, "n_classes": 5, "n_features": 32, "homophily": 0.8,
         "avg_degree": 10.0,
     }
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"dataset": DATASETS, "model": MODELS}
     metrics = ("test_accuracy", "val_accuracy", "train_loss", "epochs_trained")
 
     @classmethod
     def skip(cls, config: dict[str, Any]) -> str | None:
         c = config
-        if c["dataset"] not in DATASETS:
-            return f"unknown dataset {c['dataset']!r}; valid: {', '.join(DATASETS)}"
-        if c["model"] not in MODELS:
-            return f"unknown model {c['model']!r}; valid: {', '.join(MODELS)}"
         if c["hidden"] < 1 or c["epochs"] < 1 or c["patience"] < 0:
             return "hidden and epochs must be >= 1, patience >= 0 (0: no early stopping)"
         if not (0 <= c["dropout"] < 1 and c["lr"] > 0 and c["weight_decay"] >= 0):
