@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import task_setup
 import torch
+from task_setup import CPU
 
 from fdebench.runner.config import SuiteError, parse_suite
-from fdebench.tasks import ENGINE_DEFAULTS
 from fdebench.tasks.image_classification import ImageClassification
 from fdebench.tasks.image_data import CIFAR_FOLDER, DataMissingError
 
-CPU = torch.device("cpu")
 MODES = ("direct", "adjoint", "checkpoint")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 #: a short MNIST run: 2000 images, N = 4 steps, 248 iterations (about 10 s per mode, 2 cores)
@@ -34,20 +35,8 @@ def two_threads():
     torch.set_num_threads(threads)
 
 
-def config(**over: Any) -> dict[str, Any]:
-    """A resolved configuration: engine defaults, the task's defaults, seed 0, ``over``."""
-    return {**ENGINE_DEFAULTS, **ImageClassification.params, "seed": 0, **over}
-
-
-def make(**over: Any) -> ImageClassification:
-    """A set-up task, as the runner makes it."""
-    cfg = config(**over)
-    assert ImageClassification.skip(cfg) is None
-    torch.manual_seed(cfg["seed"])
-    task = ImageClassification(cfg, CPU)
-    task.setup()
-    task.snapshot()
-    return task
+config = partial(task_setup.config, ImageClassification)
+make = partial(task_setup.make, ImageClassification)
 
 
 def drive(**over: Any) -> dict[str, float]:

@@ -6,20 +6,20 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
+import task_setup
 import torch
 
 from fdebench.runner.config import SuiteError, parse_suite
-from fdebench.tasks import ENGINE_DEFAULTS, get_task
+from fdebench.tasks import get_task
 from fdebench.tasks import graph_data as gd
 from fdebench.tasks import node_classification as nc
 from fdebench.tasks.image_data import DataMissingError
 from fdebench.tasks.node_classification import DiffusionField, NodeClassification
 
-CPU = torch.device("cpu")
 MODES = ("direct", "adjoint", "checkpoint")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_PLANETOID = SHARED_DATA / "planetoid"
@@ -34,20 +34,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def config(**over: Any) -> dict[str, Any]:
-    """A resolved configuration: engine defaults, the task's defaults, seed 0, ``over``."""
-    return {**ENGINE_DEFAULTS, **NodeClassification.params, "seed": 0, **over}
-
-
-def make(**over: Any) -> NodeClassification:
-    """A set-up task, as the runner makes it."""
-    cfg = config(**over)
-    assert NodeClassification.skip(cfg) is None
-    torch.manual_seed(cfg["seed"])
-    task = NodeClassification(cfg, CPU)
-    task.setup()
-    task.snapshot()
-    return task
+config = partial(task_setup.config, NodeClassification)
+make = partial(task_setup.make, NodeClassification)
 
 
 def drive(task: NodeClassification) -> dict[str, float]:

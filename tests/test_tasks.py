@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 import torch
+from task_setup import config, make
 
 from fdebench.engine import fdeint
 from fdebench.runner.config import SuiteError, parse_suite
-from fdebench.tasks import ENGINE_DEFAULTS, FreeFall, LotkaVolterra, Task, get_task
+from fdebench.tasks import FreeFall, LotkaVolterra, Task, get_task
 from fdebench.tasks.freefall import exact_position
 
-CPU = torch.device("cpu")
 MODES = ("direct", "adjoint", "checkpoint")
 #: settings at which the parametric Lotka-Volterra fit must recover (a, b, c, d) within 2 %
 RECOVERY = {"method": "abm", "step_size": 0.05, "t_end": 1.0, "noise": 0.0}
@@ -29,19 +29,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def config(cls: type[Task], **over: Any) -> dict[str, Any]:
-    """A resolved configuration: engine defaults, the task's defaults, a seed, ``over``."""
-    return {**ENGINE_DEFAULTS, **cls.params, "seed": 0, **over}
-
-
 def drive(cls: type[Task], **over: Any) -> tuple[Task, dict[str, float]]:
     """Set up, snapshot, train ``iters`` iterations and evaluate, as the runner does."""
-    cfg = config(cls, **over)
-    assert cls.skip(cfg) is None
-    torch.manual_seed(cfg["seed"])
-    task = cls(cfg, CPU)
-    task.setup()
-    task.snapshot()
+    task = make(cls, **over)
     for _ in range(task.iterations):
         task.optimizer.zero_grad(set_to_none=True)
         loss = task.loss(task.model)
