@@ -36,7 +36,10 @@ def fdeint(
         alpha: Caputo order in ``(0, 1]``; ``1`` is the classical ODE.
         method: ``"euler"``, ``"abm"``, ``"l1"``, ``"gl"`` or ``"rk4"`` (``alpha == 1`` only).
         step_size: the uniform internal step; default: the spacing of ``t``, which must then be
-            uniform.  Every output time must lie on the grid.
+            uniform.  The grid ``t[0] + j * step_size`` runs to the first grid time at or past
+            ``t[-1]``; an output time between two grid times is the linear interpolation of
+            the two grid values (as in torchdiffeq's fixed-grid solvers), differentiated
+            exactly in every gradient mode.
         gradient: ``"direct"`` (autograd through every step), ``"adjoint"`` (exact discrete
             adjoint, memory of the stored trajectory only) or ``"checkpoint"``
             (``torch.utils.checkpoint`` per step).

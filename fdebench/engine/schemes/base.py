@@ -48,7 +48,8 @@ class Scheme:
         self.y0 = y0.detach().reshape(-1)
         self.n = grid.n_steps
         self.times = grid.times(y0.dtype, y0.device)
-        self._rows = {j: k for k, j in enumerate(grid.out_index)}
+        self._stencils = grid.stencils()
+        self._n_out = len(grid.out_index)
         self._ys: torch.Tensor | None = None
         self._grad_ys: torch.Tensor | None = None
         self.buf: torch.Tensor | None = None
@@ -56,15 +57,21 @@ class Scheme:
 
     # ---- outputs ---------------------------------------------------------------------------
     def emit(self, j: int, y: torch.Tensor) -> None:
-        """Store ``y_j`` if grid index ``j`` is an output time."""
-        k = self._rows.get(j)
-        if k is not None:
-            self._ys[k] = y
+        """Add ``y_j`` to the outputs it enters (see :meth:`Grid.stencils`: itself, or one end
+        of a linear interpolation)."""
+        for k, w in self._stencils.get(j, ()):
+            self._ys[k].add_(y, alpha=w)
 
     def loss_cotangent(self, j: int) -> torch.Tensor | None:
-        """The cotangent that the loss sends to ``y_j`` (``None`` if ``j`` is no output)."""
-        k = self._rows.get(j)
-        return None if k is None else self._grad_ys[k]
+        """The cotangent that the loss sends to ``y_j`` (``None`` if no output uses ``y_j``)."""
+        stencil = self._stencils.get(j)
+        if not stencil:
+            return None
+        (k, w), *rest = stencil
+        out = self._grad_ys[k] if w == 1.0 else w * self._grad_ys[k]
+        for k, w in rest:
+            out = out + w * self._grad_ys[k]
+        return out
 
     def buffer(self) -> torch.Tensor:
         """A ``(n_steps + 1, numel)`` history buffer, allocated once per solve."""
@@ -73,14 +80,14 @@ class Scheme:
     def solve(self) -> torch.Tensor:
         """Run the forward pass; return the states at the output times, ``(len(t), numel)``."""
         self.spent = False
-        self._ys = self.y0.new_empty(len(self._rows), self.y0.numel())
+        self._ys = self.y0.new_zeros(self._n_out, self.y0.numel())
         self.forward()
         ys, self._ys = self._ys, None
         return ys
 
     def gradient(self, grad_ys: torch.Tensor) -> torch.Tensor:
         """Cotangent of ``y0`` for output cotangents ``grad_ys``; fills ``mode.param_grads``."""
-        self._grad_ys = grad_ys.reshape(len(self._rows), -1)
+        self._grad_ys = grad_ys.reshape(self._n_out, -1)
         self.mode.param_grads = [None] * len(self.mode.params)
         self.spent = True
         y0_bar = self.backward()
