@@ -1,7 +1,7 @@
 """One training step of a task at a small size: the unit :mod:`benchmarks.bench_tasks` times.
 
 ``TASK_CASES`` maps a case id to ``(task name, parameters)``: the parameters override the task's
-defaults (``fdebench.tasks.ENGINE_DEFAULTS`` and the class's ``params``) as a suite entry would.
+defaults as a suite entry would (:meth:`fdebench.tasks.Task.resolve`).
 Benchmarking a new task is one more line here.
 """
 
@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from fdebench.tasks import ENGINE_DEFAULTS, Task, get_task
+from fdebench.measure import now
+from fdebench.tasks import Task, get_task
 
 __all__ = ["TASK_CASES", "TaskStep", "make_task_step", "task_config"]
 
@@ -38,8 +39,7 @@ def task_config(case: str, gradient: str, seed: int = 0) -> tuple[type[Task], di
         raise ValueError(f"unknown task case {case!r}; valid cases: {', '.join(TASK_CASES)}")
     name, params = TASK_CASES[case]
     cls = get_task(name)
-    config = {**ENGINE_DEFAULTS, **cls.params, **params, "gradient": gradient, "seed": seed}
-    config["n_steps"] = cls.n_steps(config)
+    config = cls.resolve({**params, "gradient": gradient, "seed": seed})
     reason = cls.skip(config)
     if reason:
         raise ValueError(f"task case {case!r} cannot run: {reason}")
@@ -56,16 +56,8 @@ class TaskStep:
     nfe: dict[str, int] = field(default_factory=dict)
 
     def run(self) -> None:
-        task = self.task
-        task.optimizer.zero_grad(set_to_none=True)
-        start = task.nfe
-        loss = task.loss(task.model)
-        middle = task.nfe
-        loss.backward()
-        task.optimizer.step()
-        if task.device.type == "cuda":
-            torch.cuda.synchronize(task.device)
-        self.nfe = {"nfe_forward": middle - start, "nfe_backward": task.nfe - middle}
+        step = self.task.train_step(lambda: now(self.task.device))
+        self.nfe = {"nfe_forward": step.nfe_forward, "nfe_backward": step.nfe_backward}
 
     def gradients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This mode's parameter gradient and direct's at the initial weights, flattened (what

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 some runs failed (their records and the report are still written),
 ``check`` found a mismatch or ``compare`` found a regression; 2 bad usage or input (a one-line
-error per problem); 130 interrupted.
+error per problem, :class:`fdebench.errors.InputError`); 130 interrupted.  Any other exception
+is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -12,24 +13,38 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import InputError
 
-DEFAULT_SUITE = Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml"
+DEFAULT_SUITE = "quickstart"
 
 
 def _check(args: argparse.Namespace) -> int:
+    from .runner.execute import resolve_device
     from .selfcheck import check_passed, format_rows, run_check
 
-    rows = run_check(n_steps=args.steps)
+    rows = run_check(n_steps=args.steps, device=resolve_device(args.device))
     print(format_rows(rows))
     ok = check_passed(rows)
-    print("\nall gradient modes agree with direct to 1e-9" if ok else "\nGRADIENT MISMATCH")
+    print("\nevery method converges at its order and every exact gradient mode agrees with "
+          "direct to 1e-9" if ok else "\nCHECK FAILED (rows marked FAIL)")
     return 0 if ok else 1
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .runner import load_suite, plan, run_suite
+def _suites(args: argparse.Namespace) -> int:
+    import yaml
 
-    suite = load_suite(args.suite)
+    from .runner.config import bundled_suites
+
+    for name, path in bundled_suites().items():
+        data = yaml.safe_load(path.read_text()) or {}
+        print(f"{name:<20} {str(data.get('description', '')).strip()}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import find_suite, load_suite, plan, run_suite
+
+    suite = load_suite(find_suite(args.suite))
     if args.dry_run:
         runs = plan(suite, args.device, args.only)
         for run in runs:
@@ -88,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite, record the runs, write the report",
                          description="Run every task of a suite under each configuration in "
                          "a fresh process, append one record per run, then write the report.")
-    run.add_argument("suite", nargs="?", type=Path, default=DEFAULT_SUITE,
-                     help="suite YAML file (default: suites/quickstart.yaml)")
+    run.add_argument("suite", nargs="?", default=DEFAULT_SUITE,
+                     help="a suite YAML file, or the name of a bundled suite (`fdebench "
+                     "suites` lists them; default: quickstart)")
     run.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR",
                      help="where run records go (default: results/)")
     run.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR",
@@ -133,9 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Solve D^a y = -y with every method (error against the Mittag-Leffler "
         "solution) and compare every gradient mode with direct autograd on a small neural FDE.",
     )
-    check.add_argument("--steps", type=int, default=100, help="solver steps (default 100)")
+    check.add_argument("--steps", type=_steps, default=100,
+                       help="solver steps N (16 to 100000; the order is measured from N and 2N; "
+                       "default 100)")
+    check.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                       help="where to solve (default: cpu)")
     check.set_defaults(handler=_check)
+
+    suites = sub.add_parser("suites", help="list the bundled suites",
+                            description="List the suites shipped with fdebench; `fdebench run "
+                            "NAME` runs one from any folder.")
+    suites.set_defaults(handler=_suites)
     return parser
+
+
+def _steps(text: str) -> int:
+    """``--steps``: an integer in [16, 100000]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 16 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"must be between 16 and 100000, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,13 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except InputError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"fdebench: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fdebench: interrupted; finished runs are recorded, run again to resume",
-              file=sys.stderr)
+        tail = "; finished runs are recorded, run again to resume" if args.command == "run" else ""
+        print(f"fdebench: interrupted{tail}", file=sys.stderr)
         return 130
 
 

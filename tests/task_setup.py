@@ -6,14 +6,14 @@ from typing import Any
 
 import torch
 
-from fdebench.tasks import ENGINE_DEFAULTS, Task
+from fdebench.tasks import Task
 
 CPU = torch.device("cpu")
 
 
 def config(cls: type[Task], **over: Any) -> dict[str, Any]:
-    """A resolved configuration: engine defaults, the task's defaults, seed 0, ``over``."""
-    return {**ENGINE_DEFAULTS, **cls.params, "seed": 0, **over}
+    """A resolved configuration, as the runner resolves it (:meth:`Task.resolve`)."""
+    return cls.resolve(over)
 
 
 def make(cls: type[Task], **over: Any) -> Task:

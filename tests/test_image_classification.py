@@ -23,6 +23,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST_RUN = {
     "dataset": "mnist", "data_root": str(SHARED_DATA), "max_train_samples": 2000,
     "max_test_samples": 1000, "width": 32, "batch_size": 32, "epochs": 4, "step_size": 0.25,
+    "lr": 0.05,  # at 0.1 the run is chaotic: 0.61-0.78 depending on seed and thread count
 }
 
 
@@ -42,17 +43,15 @@ make = partial(task_setup.make, ImageClassification)
 def drive(**over: Any) -> dict[str, float]:
     """Set up, train ``task.iterations`` iterations and evaluate, as the runner does."""
     task = make(**over)
-    for _ in range(task.iterations):
-        task.optimizer.zero_grad(set_to_none=True)
-        task.loss(task.model).backward()
-        task.optimizer.step()
+    task.fit()
     return task.evaluate()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="no shared MNIST")
 def test_mnist_learns_and_modes_agree():
     results = {mode: drive(**MNIST_RUN, gradient=mode) for mode in MODES}
-    assert results["direct"]["test_accuracy"] >= 0.7  # observed 0.80; chance is 0.1
+    # observed 0.72-0.87 over seeds 0-1 and 1-2 threads on this project's VM; chance is 0.1
+    assert results["direct"]["test_accuracy"] >= 0.65
     for mode in ("adjoint", "checkpoint"):
         diff = abs(results[mode]["test_accuracy"] - results["direct"]["test_accuracy"])
         assert diff <= 0.005, (mode, results)

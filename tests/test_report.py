@@ -155,7 +155,8 @@ def test_decay_rows_order_metrics_and_failed_seed(report):
     assert all(r["mem / direct"] == "1.00×" for r in rows if r["gradient"] == "direct")
     mean, std = (float(x) for x in rows[0]["test_mse"].split("±"))
     assert (mean, std) == pytest.approx((0.015, statistics.stdev([0.01, 0.02])), rel=0.01)
-    assert rows[0]["grad rel err (max)"] == "2.00e-08"
+    assert rows[0]["grad rel err (max)"] == "— (reference)"  # direct: the reference, no 0
+    assert rows[1]["grad rel err (max)"] == "2.00e-08"
     assert "alpha" not in rows[0]  # constant within the task: not a config column
     # the oom run (seed 2) is counted but its numbers are left out of the means
     row = find(rows, n_steps="80", gradient="adjoint")

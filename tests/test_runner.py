@@ -155,23 +155,31 @@ def test_ok_record_has_the_measurements(tmp_path):
     run_suite(load_suite(write(tmp_path, SMALL)), tmp_path / "results", quiet=True)
     records = _records(tmp_path / "results")
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
-    r = records[0]
-    for key in ["time_per_iter_s", "time_per_iter_iqr_s", "time_forward_s", "time_backward_s",
-                "peak_mem_bytes", "nfe_forward", "nfe_backward", "grad_rel_err", "grad_cosine",
-                "rate_error", "train_curve", "env", "n_steps", "config_hash", "setup_time_s",
-                "data_time_s", "data"]:
-        assert r[key] is not None, key
-    assert r["setup_time_s"] >= r["data_time_s"] >= 0
-    assert r["nfe_forward"] == 4 and r["nfe_backward"] in (0, 4)  # euler: one per step
-    assert len(r["train_curve"]) == 4
-    assert max(x["grad_rel_err"] for x in records) < 1e-9
-    assert r["env"]["torch_version"]
+    by_mode = {r["gradient"]: r for r in records}
+    for r in records:
+        for key in ["time_per_iter_s", "time_per_iter_iqr_s", "time_forward_s",
+                    "time_backward_s", "peak_mem_bytes", "peak_rss_bytes", "nfe_forward",
+                    "nfe_backward", "rate_error", "train_curve", "env", "n_steps", "config_hash",
+                    "setup_time_s", "data_time_s", "data", "config_keys", "id_keys"]:
+            assert r[key] is not None, key
+        assert r["peak_mem_bytes"] > 0 and r["peak_rss_bytes"] > 0
+        assert r["setup_time_s"] >= r["data_time_s"] >= 0
+        assert r["nfe_forward"] == 4 and r["nfe_backward"] in (0, 4)  # euler: one per step
+        assert len(r["train_curve"]) == 4
+        assert r["env"]["torch_version"]
+        assert set(r["config_keys"]) >= {"alpha", "gradient", "seed", "iters", "n_steps"}
+        assert set(r["id_keys"]) == {"alpha", "gradient", "method", "seed", "step_size"}
+    # direct is the reference of the gradient comparison: no measured 0 is recorded for it
+    assert by_mode["direct"]["grad_rel_err"] is None
+    assert by_mode["adjoint"]["grad_rel_err"] < 1e-9 and by_mode["adjoint"]["grad_cosine"] > 0.99
 
 
 @pytest.mark.parametrize(
     ("stop_after", "timed", "stopped"),
-    [(3, 2, True), (1, 0, True), (9, 3, False)],  # in the timed window, in the warm-up, never
-    ids=["in-window", "in-warmup", "never"],
+    # 1 warm-up, 1 memory iteration, then the timed ones: a stop in the timed window, in the
+    # memory iteration, in the warm-up, or never
+    [(3, 1, True), (2, 0, True), (1, 0, True), (9, 3, False)],
+    ids=["in-window", "in-memory", "in-warmup", "never"],
 )
 def test_early_stopping_hook(stop_after, timed, stopped):
     from fdebench.runner.execute import execute
@@ -188,7 +196,8 @@ def test_early_stopping_hook(stop_after, timed, stopped):
     assert record["iterations"] == len(record["train_curve"]) == ran
     assert record["timed_iters"] == timed and record["stopped_early"] is stopped
     assert (record["time_per_iter_s"] is None) == (timed == 0)
-    assert record["peak_mem_bytes"] is not None
+    assert (record["peak_mem_bytes"] is None) == (stop_after < 2)  # the memory iteration ran
+    assert record["peak_mem_bytes"] is None or record["peak_mem_bytes"] > 0
 
 
 def test_resume_skips_finished_runs_and_force_redoes_them(tmp_path):

@@ -32,11 +32,7 @@ def one_thread():
 def drive(cls: type[Task], **over: Any) -> tuple[Task, dict[str, float]]:
     """Set up, snapshot, train ``iters`` iterations and evaluate, as the runner does."""
     task = make(cls, **over)
-    for _ in range(task.iterations):
-        task.optimizer.zero_grad(set_to_none=True)
-        loss = task.loss(task.model)
-        loss.backward()
-        task.optimizer.step()
+    task.fit()
     metrics = task.evaluate()
     assert set(metrics) <= set(cls.metrics)
     assert all(math.isfinite(v) for v in metrics.values())
@@ -137,20 +133,25 @@ def test_same_seed_same_metrics(cls, over):
 
 
 # ---- skip -----------------------------------------------------------------------------------
-def test_freefall_skip():
-    for h in (0.05, 0.025, 0.01, 0.05 / 3):
+def test_freefall_takes_any_step_size():
+    """A sweep a user would write: no step is skipped for grid reasons; the observations off
+    the step grid are interpolated, so every step fits the same data."""
+    for h in (0.05, 0.025, 0.1, 0.04, 0.03):
         assert FreeFall.skip(config(FreeFall, step_size=h)) is None
-    for h in (0.03, 0.1, 0.04):
-        reason = FreeFall.skip(config(FreeFall, step_size=h))
-        assert reason and "0.05" in reason
     assert FreeFall.n_steps(config(FreeFall, step_size=0.025, t_end=1.0)) == 200
+    assert FreeFall.n_steps(config(FreeFall, step_size=0.04)) == 125
+    assert FreeFall.n_steps(config(FreeFall, step_size=0.03)) == 167  # grid to 5.01 s
+    losses = {h: make(FreeFall, step_size=h, alpha=1.0).probe_loss(make(FreeFall).model)
+              for h in (0.05, 0.04)}
+    assert all(torch.isfinite(v) for v in losses.values())
 
 
 def test_lotka_skip():
     assert LotkaVolterra.skip(config(LotkaVolterra)) is None
     assert LotkaVolterra.skip(config(LotkaVolterra, alpha_true=0.9)) is None
+    assert LotkaVolterra.skip(config(LotkaVolterra, step_size=0.3)) is None  # any step
     cases = {
-        "t_end": {"step_size": 0.3},
+        "t_end": {"t_end": 0.33},
         "test_horizon": {"test_horizon": 0.12},
         "alpha_true": {"alpha_true": 1.5},
     }

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..errors import InputError
 from .sources import BENCHMARKS, RUNS, Results
 from .spec import Threshold, format_number
 
@@ -66,7 +67,7 @@ def _check_runs(baseline: Results, current: Results, allow_missing: bool) -> lis
             problems.append(f"{len(only)} run(s) only in the {side} ({this.path}): "
                             + ", ".join(only))
     if problems and not allow_missing:
-        raise ValueError("\n".join([*problems, "compare results of the same runs, or pass "
+        raise InputError("\n".join([*problems, "compare results of the same runs, or pass "
                                     "--allow-missing to compare the common ones"]))
     return problems
 
@@ -76,7 +77,7 @@ def _check_metrics(baseline: Results, current: Results, thresholds: list[Thresho
     known = baseline.metric_names | current.metric_names
     unknown = sorted({t.metric for t in thresholds} - known)
     if unknown:
-        raise ValueError(f"unknown metric(s) in --fail-on: {', '.join(unknown)}; metrics in "
+        raise InputError(f"unknown metric(s) in --fail-on: {', '.join(unknown)}; metrics in "
                          f"these results: {', '.join(sorted(known))}")
 
 
@@ -147,7 +148,7 @@ def compare(baseline: Results, current: Results, thresholds: list[Threshold] | N
             *, allow_missing: bool = False) -> Comparison:
     """Compare ``current`` with ``baseline`` run by run (see the module docstring)."""
     if baseline.kind != current.kind:
-        raise ValueError(f"cannot compare {baseline.kind} ({baseline.path}) with "
+        raise InputError(f"cannot compare {baseline.kind} ({baseline.path}) with "
                          f"{current.kind} ({current.path})")
     thresholds = thresholds or []
     warnings = _check_runs(baseline, current, allow_missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import InputError
 from .compare import Comparison
 
 __all__ = ["FORMATS", "render"]
@@ -13,7 +14,7 @@ FORMATS = {"terminal": "simple", "markdown": "github"}
 def render(comparison: Comparison, fmt: str = "terminal") -> str:
     """The table of changes, then ``N runs compared: ...`` and one line per regression."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; valid formats: {', '.join(sorted(FORMATS))}")
+        raise InputError(f"unknown format {fmt!r}; valid formats: {', '.join(sorted(FORMATS))}")
     table = comparison.table
     lines = []
     if len(table):

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import InputError, MissingInput
 from ..results import load
 
 __all__ = ["BENCHMARKS", "RUNS", "Results", "read_results"]
@@ -62,9 +63,9 @@ def _read_benchmarks(path: Path) -> Results:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error})") from None
+        raise InputError(f"{path}: not JSON ({error})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
+        raise InputError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
     metrics: dict[str, dict[str, float]] = {}
     names: dict[str, str] = {}
     for bench in data["benchmarks"]:
@@ -116,7 +117,7 @@ def read_results(path: str | Path) -> Results:
     else as harness results.  A missing path raises ``FileNotFoundError`` naming it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no results at {path}: no such file or folder")
+        raise MissingInput(f"no results at {path}: no such file or folder")
     if path.is_file() and path.suffix == ".json":
         return _read_benchmarks(path)
     return _read_runs(path)

@@ -24,6 +24,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..errors import InputError
+
 __all__ = ["Threshold", "parse_fail_on"]
 
 _ITEM = re.compile(r"^(?P<metric>[A-Za-z_][\w.\-]*):(?P<op>[-+<>])(?P<number>[^%]+?)"
@@ -92,18 +94,18 @@ def format_number(value: float) -> str:
 def _parse_item(item: str) -> Threshold:
     match = _ITEM.match(item)
     if match is None:
-        raise ValueError(f"malformed --fail-on item {item!r}: expected {GRAMMAR}")
+        raise InputError(f"malformed --fail-on item {item!r}: expected {GRAMMAR}")
     op, unit = match["op"], match["unit"] or ""
     try:
         amount = float(match["number"])
     except ValueError:
-        raise ValueError(f"malformed --fail-on item {item!r}: {match['number']!r} is not a "
+        raise InputError(f"malformed --fail-on item {item!r}: {match['number']!r} is not a "
                          f"number; expected {GRAMMAR}") from None
     if not math.isfinite(amount) or (op in "+-" and amount < 0):
-        raise ValueError(f"malformed --fail-on item {item!r}: the amount after {op!r} must be a "
+        raise InputError(f"malformed --fail-on item {item!r}: the amount after {op!r} must be a "
                          "finite number >= 0")
     if unit and op in "<>":
-        raise ValueError(f"malformed --fail-on item {item!r}: {op}N takes a plain number, "
+        raise InputError(f"malformed --fail-on item {item!r}: {op}N takes a plain number, "
                          f"not {unit!r}")
     return Threshold(match["metric"], op, amount, unit, item)
 
@@ -115,6 +117,6 @@ def parse_fail_on(spec: str) -> list[Threshold]:
     """
     items = [item.strip() for item in spec.split(",")]
     if not spec.strip() or any(not item for item in items):
-        raise ValueError(f"malformed --fail-on {spec!r}: empty item; expected a comma-separated "
+        raise InputError(f"malformed --fail-on {spec!r}: empty item; expected a comma-separated "
                          f"list of {GRAMMAR}")
     return [_parse_item(item) for item in items]

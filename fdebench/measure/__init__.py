@@ -4,7 +4,7 @@ Knows nothing of FDEs.
 """
 
 from .environment import fingerprint
-from .memory import AllocatorPeak, PeakMemory
+from .memory import AllocatorPeak, ProcessPeak
 from .timing import median_iqr, now
 
-__all__ = ["AllocatorPeak", "PeakMemory", "fingerprint", "median_iqr", "now"]
+__all__ = ["AllocatorPeak", "ProcessPeak", "fingerprint", "median_iqr", "now"]

@@ -2,21 +2,23 @@
 
 A *configuration* is one point of the suite's grid without the gradient mode and the seed: the
 config keys that vary within the task (``alpha``, ``method``, ``step_size``, ``n_steps``, task
-parameters such as ``noise``).  Outcome and measurement columns, ``env.*`` and the task's
-metrics are never config keys.  When run ids follow the ``task[key=value,...]`` pattern, only
-the keys they name (plus the discretisation and the device) count, so that an unknown
-measurement column cannot split the rows of one configuration.
+parameters such as ``noise``).  The record schema (:mod:`fdebench.results.schema`) says which
+columns are configuration: a record lists its ``config_keys`` and the ``id_keys`` its run id
+names; only those (plus the discretisation and the device) count, so that a measurement
+column can never split the rows of one configuration.  Records written before ``id_keys``
+existed fall back to every varying column that is not a record field or a metric.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ..results import RECORD_FIELDS
 
 __all__ = [
     "GRADIENT_ORDER", "config_keys", "config_label", "format_value", "metric_names",
@@ -26,18 +28,9 @@ __all__ = [
 #: gradient modes in the order tables and legends show them; others follow, sorted
 GRADIENT_ORDER = ("direct", "adjoint", "checkpoint")
 #: identity, outcome and measurement fields of a run record: never config keys
-NOT_CONFIG = frozenset({
-    "suite", "run_id", "config_hash", "task", "gradient", "seed",
-    "status", "message", "traceback", "started_at", "wall_s",
-    "time_per_iter_s", "time_per_iter_iqr_s", "time_forward_s", "time_backward_s",
-    "epoch_time_s", "setup_time_s", "data_time_s", "data",
-    "peak_mem_bytes", "peak_reserved_bytes", "nvml_peak_used_bytes",
-    "nfe_forward", "nfe_backward", "grad_rel_err", "grad_cosine", "metric_names", "train_curve",
-    "timed_iters", "iterations", "stopped_early",
-})
+NOT_CONFIG = frozenset(RECORD_FIELDS) - {"device"} | {"gradient", "seed"}
 #: config keys whether or not the run ids name them (n_steps is derived from step_size)
 ALWAYS_CONFIG = ("alpha", "method", "t_end", "n_steps", "step_size", "device")
-_RUN_ID = re.compile(r"\[(.*)\]\s*$")
 
 
 def ordered_modes(modes: Iterable[Any]) -> list[str]:
@@ -57,15 +50,15 @@ def metric_names(runs: pd.DataFrame) -> list[str]:
     return [n for n in names if n in runs.columns]
 
 
-def _run_id_keys(run_ids: pd.Series) -> set[str] | None:
-    """The keys named in ``task[key=value,...]`` run ids, or ``None`` if some id is not of
-    that form."""
+def _named_keys(runs: pd.DataFrame) -> set[str] | None:
+    """The union of the records' ``id_keys`` (``None`` when some record predates them)."""
+    if "id_keys" not in runs.columns:
+        return None
     keys: set[str] = set()
-    for run_id in run_ids:
-        match = _RUN_ID.search(str(run_id)) if isinstance(run_id, str) else None
-        if match is None:
+    for value in runs["id_keys"]:
+        if not isinstance(value, list):
             return None
-        keys |= {part.split("=", 1)[0].strip() for part in match[1].split(",") if "=" in part}
+        keys |= set(value)
     return keys
 
 
@@ -88,7 +81,7 @@ def config_keys(runs: pd.DataFrame) -> list[str]:
     runs = ok if len(ok) else runs
     metrics = metric_names(runs)
     keys = [c for c in runs.columns if _is_candidate(runs, c, metrics)]
-    named = _run_id_keys(runs["run_id"]) if len(runs) else None
+    named = _named_keys(runs) if len(runs) else None
     if named is not None:
         keys = [k for k in keys if k in named or k in ALWAYS_CONFIG]
     first = [k for k in ALWAYS_CONFIG if k in keys]

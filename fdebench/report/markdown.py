@@ -26,10 +26,14 @@ __all__ = ["write_report", "write_suite_report"]
 
 README = "README.md"
 HOW_TO_READ = (
-    "Tables show `ok` runs only, one row per configuration and gradient mode. Memory and time "
-    "are means over seeds; `x / direct` compares with `direct` at the same configuration; "
-    "metrics are mean ± std over seeds (the first is the task's headline metric); "
-    "`grad rel err` is the largest over seeds."
+    "Tables show `ok` runs only, one row per configuration and gradient mode. `peak mem` is the "
+    "peak of the tensor bytes torch holds during one training iteration above its start (the "
+    "allocator's count, exact and the same on CPU and CUDA; measured in an untimed iteration of "
+    "its own); `peak RSS` (CPU) and `GPU used` (CUDA, NVML) are the whole process's or GPU's "
+    "peak during the timed iterations, libraries included. Memory and time are means over "
+    "seeds; `x / direct` compares with `direct` at the same configuration; metrics are "
+    "mean ± std over seeds (the first is the task's headline metric); `grad rel err` is the "
+    "largest over seeds of this mode's gradient against direct's (direct is the reference)."
 )
 
 

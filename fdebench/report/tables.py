@@ -24,7 +24,12 @@ ENVIRONMENT = (
     ("env.threads", "threads"), ("env.git_commit", "git commit"),
     ("env.fdebench_version", "fdebench"), ("env.hostname", "host"),
 )
-_MEASURES = ("peak_mem_bytes", "time_per_iter_s", "grad_rel_err")
+_MEASURES = ("peak_mem_bytes", "peak_rss_bytes", "nvml_peak_used_bytes", "time_per_iter_s",
+             "grad_rel_err")
+#: (summary column, record field, table label) of the process-level memory figures, shown when
+#: some run has them
+_PROCESS_MEMORY = (("rss_mib", "peak_rss_bytes", "peak RSS (MiB)"),
+                   ("gpu_mib", "nvml_peak_used_bytes", "GPU used (MiB)"))
 
 
 def markdown_table(table: pd.DataFrame, align: Sequence[str] | None = None) -> str:
@@ -75,7 +80,8 @@ def _numeric(runs: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
     """One row per configuration x gradient mode of one task's ``ok`` runs, numbers only.
 
-    Columns: ``keys``, ``gradient``, ``mem_mib`` and ``time_ms`` (means over seeds),
+    Columns: ``keys``, ``gradient``, ``mem_mib`` (tensor peak), ``rss_mib`` and ``gpu_mib``
+    (process and GPU figures) and ``time_ms`` (means over seeds),
     ``mem_ratio`` and ``time_ratio`` (to ``direct`` at the same configuration),
     ``<metric>_mean`` and ``<metric>_std`` over seeds, ``grad_rel_err`` (max over seeds),
     ``ok`` and ``runs`` (run counts).  Rows sorted by configuration, then direct, adjoint,
@@ -86,6 +92,7 @@ def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) ->
     ok = runs[runs["status"] == "ok"].groupby(group, dropna=False, sort=False)
     summary = pd.DataFrame({
         "mem_mib": ok["peak_mem_bytes"].mean() / MIB,
+        **{column: ok[field].mean() / MIB for column, field, _ in _PROCESS_MEMORY},
         "time_ms": ok["time_per_iter_s"].mean() * 1e3,
         "grad_rel_err": ok["grad_rel_err"].max(),
         "ok": ok.size(),
@@ -144,13 +151,17 @@ def gradient_table(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -
     table["gradient"] = summary["gradient"].map(format_value)
     table["peak mem (MiB)"] = summary["mem_mib"].map(_number)
     table["mem / direct"] = summary["mem_ratio"].map(_ratio)
+    for column, _, label in _PROCESS_MEMORY:
+        if summary[column].notna().any():
+            table[label] = summary[column].map(_number)
     table["time/iter (ms)"] = summary["time_ms"].map(_number)
     table["time / direct"] = summary["time_ratio"].map(_ratio)
     for metric in metrics:
         pairs = zip(summary[f"{metric}_mean"], summary[f"{metric}_std"], strict=True)
         table[metric] = [_mean_std(m, s) for m, s in pairs]
-    table["grad rel err (max)"] = summary["grad_rel_err"].map(
-        lambda v: "" if pd.isna(v) else f"{v:.2e}")
+    table["grad rel err (max)"] = [
+        "— (reference)" if mode == "direct" else "" if pd.isna(v) else f"{v:.2e}"
+        for mode, v in zip(summary["gradient"], summary["grad_rel_err"], strict=True)]
     table["ok / runs"] = [f"{ok}/{n}" for ok, n in zip(summary["ok"], summary["runs"], strict=True)]
     align = ["left"] * (len(keys) + 1) + ["right"] * (table.shape[1] - len(keys) - 1)
     return markdown_table(table, align)

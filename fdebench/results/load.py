@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import MissingInput
 from .storage import read_records
 
 __all__ = ["RUNS_FILE", "load", "runs_files"]
@@ -24,12 +25,12 @@ def runs_files(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"no results at {path}: no such file or folder")
+        raise MissingInput(f"no results at {path}: no such file or folder")
     if (path / RUNS_FILE).is_file():
         return [path / RUNS_FILE]
     files = sorted(path.glob(f"*/{RUNS_FILE}"))
     if not files:
-        raise FileNotFoundError(
+        raise MissingInput(
             f"no results in {path}: expected {path / RUNS_FILE} or {path}/<suite>/{RUNS_FILE}"
         )
     return files

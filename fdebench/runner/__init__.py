@@ -1,7 +1,10 @@
 """Suites -> runs -> records.  The only package that combines engine, tasks, measure, results."""
 
-from .config import Suite, SuiteError, load_suite
+from .config import Suite, SuiteError, bundled_suites, find_suite, load_suite
 from .grid import RunSpec, expand
 from .suite import plan, run_suite
 
-__all__ = ["RunSpec", "Suite", "SuiteError", "expand", "load_suite", "plan", "run_suite"]
+__all__ = [
+    "RunSpec", "Suite", "SuiteError", "bundled_suites", "expand", "find_suite", "load_suite",
+    "plan", "run_suite",
+]

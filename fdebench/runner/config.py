@@ -16,12 +16,39 @@ from typing import Any
 import yaml
 
 from ..engine import GRADIENTS, METHODS
+from ..errors import InputError
 from ..tasks import ENGINE_DEFAULTS, TASKS
 
-__all__ = ["Measure", "Suite", "SuiteError", "TaskEntry", "load_suite"]
+__all__ = [
+    "BUNDLED", "Measure", "Suite", "SuiteError", "TaskEntry", "bundled_suites", "find_suite",
+    "load_suite",
+]
+
+#: the suites shipped inside the package (package data: there in any install)
+BUNDLED = Path(__file__).resolve().parents[1] / "suites"
 
 
-class SuiteError(ValueError):
+def bundled_suites() -> dict[str, Path]:
+    """Name -> file of every bundled suite, sorted by name."""
+    return {p.stem: p for p in sorted(BUNDLED.glob("*.yaml"))}
+
+
+def find_suite(name: str | Path) -> Path:
+    """The suite file ``name`` names: an existing file, else a bundled suite by name (with or
+    without ``.yaml``, or as ``suites/<name>.yaml``); otherwise bad input listing the bundled
+    suites."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    bundled = bundled_suites()
+    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
+    if stem in bundled and (path.parent == Path(".") or path.parent.name == "suites"):
+        return bundled[stem]
+    raise InputError(f"no suite file {name}; bundled suites: {', '.join(bundled)} "
+                     "(see `fdebench suites`)")
+
+
+class SuiteError(InputError):
     """Every problem found in a suite file, one per line."""
 
     def __init__(self, problems: list[str]) -> None:

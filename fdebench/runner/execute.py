@@ -3,7 +3,7 @@ probe the gradient, and return the record.  Every outcome is a record with a sta
 
 from __future__ import annotations
 
-import math
+import gc
 import time
 import traceback
 from datetime import datetime, timezone
@@ -11,88 +11,95 @@ from typing import Any
 
 import torch
 
-from ..measure import PeakMemory, fingerprint, median_iqr, now
-from ..tasks import TASKS, Task
+from ..errors import InputError
+from ..measure import AllocatorPeak, ProcessPeak, fingerprint, median_iqr, now
+from ..results import RunRecord
+from ..tasks import TASKS, NonFinite, Step, Task
 
-__all__ = ["NonFinite", "base_record", "execute", "resolve_device"]
-
-
-class NonFinite(RuntimeError):
-    """A non-finite loss or gradient (status ``nan``)."""
+__all__ = ["execute", "failure_record", "resolve_device"]
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when torch sees a GPU, else the CPU; a device that is not there is bad
+    input (:class:`~fdebench.errors.InputError`)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+        raise InputError("device 'cuda' requested but torch sees no CUDA device "
+                         "(torch.cuda.is_available() is False); use --device cpu")
     return torch.device(device)
 
 
-def _iteration(task: Task, device: torch.device) -> dict[str, float]:
-    """One training iteration with its forward/backward times and evaluation counts."""
-    task.optimizer.zero_grad(set_to_none=True)
-    nfe0, t0 = task.nfe, now(device)
-    loss = task.loss(task.model)
-    nfe1, t1 = task.nfe, now(device)
-    loss.backward()
-    nfe2, t2 = task.nfe, now(device)
-    value = loss.item()
-    grads_finite = all(bool(torch.isfinite(p.grad).all()) for p in task.model.parameters()
-                       if p.grad is not None)
-    if not (math.isfinite(value) and grads_finite):
-        raise NonFinite(f"non-finite {'loss' if not math.isfinite(value) else 'gradient'} "
-                        f"({value}) at iteration")
-    task.optimizer.step()
-    return {"loss": value, "forward": t1 - t0, "backward": t2 - t1, "total": now(device) - t0,
-            "nfe_forward": nfe1 - nfe0, "nfe_backward": nfe2 - nfe1}
-
-
-def _run(task: Task, device: torch.device, count: int, steps: list[dict[str, float]]) -> bool:
-    """Up to ``count`` iterations appended to ``steps``, each followed by the task's untimed
-    :meth:`~fdebench.tasks.Task.after_iteration`; ``True`` once the task asks to stop."""
+def _steps(task: Task, device: torch.device, count: int, steps: list[Step]) -> bool:
+    """Up to ``count`` training iterations appended to ``steps``, each followed by the task's
+    untimed :meth:`~fdebench.tasks.Task.after_iteration`; ``True`` once the task asks to stop."""
     for _ in range(count):
-        steps.append(_iteration(task, device))
+        steps.append(task.train_step(lambda: now(device)))
         if task.after_iteration():
             return True
     return False
 
 
-def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The training loop: warm-up iterations, then timed iterations inside the memory window,
-    then the untimed rest of the training budget.  A task that stops early (see
-    :meth:`~fdebench.tasks.Task.after_iteration`) leaves fewer timed iterations, maybe none."""
-    warmup = min(measure["warmup_iters"], max(task.iterations - 1, 0))
-    timed = task.iterations - warmup
+def _budget(iterations: int, measure: dict[str, Any]) -> tuple[int, int, int]:
+    """``(warm-up, memory, timed)`` iterations out of the task's ``iterations``: the memory
+    iteration and at least one timed iteration come before the warm-up is granted."""
+    memory = 1 if iterations >= 1 else 0
+    warmup = min(measure["warmup_iters"], max(iterations - memory - 1, 0))
+    timed = iterations - warmup - memory
     if measure["timed_iters"] is not None:
         timed = min(timed, measure["timed_iters"])
-    steps: list[dict[str, float]] = []
-    stopped = _run(task, device, warmup, steps)
-    with PeakMemory(device) as memory:
-        stopped = stopped or _run(task, device, timed, steps)
+    return warmup, memory, timed
+
+
+def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The training loop: warm-up iterations; one untimed iteration inside the allocator
+    window (``peak_mem_bytes``; on the CPU the profiler that counts it would slow a timed
+    iteration down); the timed iterations inside the process-memory window; then the untimed
+    rest of the training budget.  A task that stops early (see
+    :meth:`~fdebench.tasks.Task.after_iteration`) leaves fewer iterations, maybe none timed."""
+    warmup, memory, timed = _budget(task.iterations, measure)
+    steps: list[Step] = []
+    stopped = _steps(task, device, warmup, steps)
+    peak_mem = None
+    if memory and not stopped:
+        task.optimizer.zero_grad(set_to_none=True)  # freed before the window: see AllocatorPeak
+        gc.collect()
+        with AllocatorPeak(device) as allocator:
+            steps.append(task.train_step(lambda: now(device)))
+        peak_mem = allocator.peak_bytes
+        stopped = task.after_iteration()
+    first_timed = len(steps)
+    with ProcessPeak(device) as process:
+        if not stopped:
+            stopped = _steps(task, device, timed, steps)
+    window = steps[first_timed:first_timed + timed]
     if not stopped:
-        stopped = _run(task, device, task.iterations - warmup - timed, steps)
-    window = steps[warmup:warmup + timed]
-    median, iqr = median_iqr([s["total"] for s in window])
+        stopped = _steps(task, device, task.iterations - len(steps), steps)
+    median, iqr = median_iqr([s.total_s for s in window])
+    last = window[-1] if window else None
     return {
         "time_per_iter_s": median,
         "time_per_iter_iqr_s": iqr,
-        "time_forward_s": median_iqr([s["forward"] for s in window])[0],
-        "time_backward_s": median_iqr([s["backward"] for s in window])[0],
-        "nfe_forward": window[-1]["nfe_forward"] if window else None,
-        "nfe_backward": window[-1]["nfe_backward"] if window else None,
+        "time_forward_s": median_iqr([s.forward_s for s in window])[0],
+        "time_backward_s": median_iqr([s.backward_s for s in window])[0],
+        "nfe_forward": last.nfe_forward if last else None,
+        "nfe_backward": last.nfe_backward if last else None,
         "timed_iters": len(window),
         "iterations": len(steps),
         "stopped_early": stopped,
-        "train_curve": [s["loss"] for s in steps],
-        **memory.result,
+        "train_curve": [s.loss for s in steps],
+        "peak_mem_bytes": peak_mem,
+        **process.result,
     }
 
 
-def _fidelity(task: Task, gradient: str) -> dict[str, float]:
-    """This mode's parameter gradient against direct's, same batch and initial weights."""
+def _fidelity(task: Task, gradient: str) -> dict[str, float | None]:
+    """This mode's parameter gradient against direct's, same batch and initial weights
+    (``None`` for direct itself: it is the reference)."""
+    if gradient == "direct":
+        return {"grad_rel_err": None, "grad_cosine": None}
     reference = task.gradient_probe("direct")
-    grad = reference if gradient == "direct" else task.gradient_probe(gradient)
+    grad = task.gradient_probe(gradient)
     denom = reference.norm().item()
     rel = (grad - reference).norm().item() / denom if denom else 0.0
     cos = torch.nn.functional.cosine_similarity(grad, reference, dim=0).item()
@@ -105,42 +112,51 @@ def _status(exc: BaseException) -> str:
     return "nan" if isinstance(exc, NonFinite) else "error"
 
 
-def base_record(spec: dict[str, Any], status: str = "ok", message: str = "") -> dict[str, Any]:
-    """The identity and outcome fields every record of ``spec`` starts with."""
-    return {
-        "suite": spec["suite"], "run_id": spec["run_id"], "config_hash": spec["config_hash"],
-        "task": spec["task"], **spec["config"], "device": spec["device"],
-        "status": status, "message": message, "traceback": None,
-    }
+def _new_record(spec: dict[str, Any]) -> RunRecord:
+    return RunRecord(suite=spec["suite"], run_id=spec["run_id"],
+                     config_hash=spec["config_hash"], task=spec["task"],
+                     config=dict(spec["config"]), id_keys=list(spec.get("id_keys", ())),
+                     device=spec["device"])
+
+
+def failure_record(spec: dict[str, Any], status: str, message: str,
+                   wall_s: float | None = None) -> dict[str, Any]:
+    """The stored record of a run whose worker left none (killed, timed out, lost)."""
+    record = _new_record(spec)
+    record.status, record.message, record.wall_s = status, message, wall_s
+    return record.to_json()
 
 
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run ``spec`` (``run_id, task, config, config_hash, suite, measure, device``)."""
+    """Run ``spec`` (``suite, run_id, task, config, config_hash, id_keys, measure, device``)
+    and return its stored record."""
     started = time.perf_counter()
     config = spec["config"]
-    record = base_record(spec)
-    record["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record = _new_record(spec)
+    record.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         if spec["measure"].get("threads"):
             torch.set_num_threads(spec["measure"]["threads"])
         device = resolve_device(spec["device"])
-        record["device"] = device.type
-        record["env"] = fingerprint(device)
+        record.device = device.type
+        record.env = fingerprint(device)
         cls = TASKS[spec["task"]]
-        record["metric_names"] = list(cls.metrics)
+        record.metric_names = list(cls.metrics)
         torch.manual_seed(config["seed"])
         task = cls(config, device)
         setup_started = time.perf_counter()
         task.setup()
-        record["setup_time_s"] = time.perf_counter() - setup_started
-        record["data_time_s"], record["data"] = task.data_time_s, task.data
+        record.setup_time_s = time.perf_counter() - setup_started
+        record.data_time_s, record.data = task.data_time_s, task.data
         task.snapshot()
-        record.update(_train(task, spec["measure"], device))
-        record.update(task.evaluate())
-        record.update(_fidelity(task, config["gradient"]))
+        for key, value in _train(task, spec["measure"], device).items():
+            setattr(record, key, value)
+        record.metrics = task.evaluate()
+        for key, value in _fidelity(task, config["gradient"]).items():
+            setattr(record, key, value)
     except Exception as exc:  # every failure becomes a record; the suite goes on
-        record["status"] = _status(exc)
-        record["message"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        record["traceback"] = traceback.format_exc()
-    record["wall_s"] = time.perf_counter() - started
-    return record
+        record.status = _status(exc)
+        record.message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        record.traceback = traceback.format_exc()
+    record.wall_s = time.perf_counter() - started
+    return record.to_json()

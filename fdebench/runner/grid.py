@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine import METHODS
-from ..tasks import ENGINE_DEFAULTS, TASKS
+from ..tasks import TASKS
 from .config import Suite
 
 __all__ = ["RunSpec", "expand"]
@@ -25,20 +25,22 @@ class RunSpec:
     config: dict[str, Any]
     config_hash: str
     skip: str | None = None  # why this run cannot run (it is listed, never executed)
+    id_keys: tuple[str, ...] = ()  # the configuration keys the run id names
 
 
 def _configs(suite: Suite):
     """(task, resolved config) for every task entry x grid point x seed, in suite order."""
     for entry in suite.tasks:
         cls = TASKS[entry.task]
-        base = {**ENGINE_DEFAULTS, **cls.params}
-        base.update({k: v for k, v in suite.defaults.items() if k in base})
+        known = cls.resolve({})
+        base = {k: v for k, v in suite.defaults.items() if k in known}
         base.update(entry.params)
         grid = {**suite.grid, **entry.grid}
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
             for seed in suite.seeds:
-                yield entry.task, {**base, **dict(zip(keys, values, strict=True)), "seed": seed}
+                point = {**base, **dict(zip(keys, values, strict=True)), "seed": seed}
+                yield entry.task, cls.resolve(point)
 
 
 def _skip(task: str, config: dict[str, Any]) -> str | None:
@@ -60,7 +62,6 @@ def expand(suite: Suite, device: str) -> list[RunSpec]:
         varying[task] = {k for k in configs[0] if len({json.dumps(c[k]) for c in configs}) > 1}
     runs, seen = [], set()
     for task, config in pairs:
-        config["n_steps"] = TASKS[task].n_steps(config)
         keys = sorted(set(ID_KEYS) | varying[task])
         run_id = f"{task}[{','.join(f'{k}={_fmt(config[k])}' for k in keys)}]"
         if run_id in seen:  # the same configuration listed twice: run it once
@@ -69,5 +70,5 @@ def expand(suite: Suite, device: str) -> list[RunSpec]:
         payload = {"task": task, "config": config, "measure": suite.measure.__dict__,
                    "device": device}
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-        runs.append(RunSpec(run_id, task, config, digest, _skip(task, config)))
+        runs.append(RunSpec(run_id, task, config, digest, _skip(task, config), tuple(keys)))
     return runs

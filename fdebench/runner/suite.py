@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..results import RUNS_FILE, append_record, completed_ok
 from .config import Suite
-from .execute import base_record
+from .execute import failure_record, resolve_device
 from .grid import RunSpec, expand
 from .worker import start_run
 
@@ -77,7 +77,8 @@ def _kill(process: BaseProcess) -> None:
 
 def _failure(spec: dict[str, Any], reason: str, wall: float) -> dict[str, Any]:
     """The record of a run whose worker left none (``reason`` is ``"status: message"``)."""
-    return {**base_record(spec, *reason.split(": ", 1)), "wall_s": wall}
+    status, message = reason.split(": ", 1)
+    return failure_record(spec, status, message, wall)
 
 
 def run_suite(
@@ -92,6 +93,7 @@ def run_suite(
     """Execute the suite's runs; return the count of each status (``skipped`` and ``cached``
     included).  Records go to ``results_dir/<suite>/runs.jsonl`` as each run ends; a progress
     bar shows the current run, finished/total and an ETA unless ``quiet``."""
+    resolve_device(device or suite.device)  # a device that is not there: refused up front
     path = results_dir / suite.name / RUNS_FILE
     done = {} if force else completed_ok(path)
     counts: Counter = Counter()
@@ -103,7 +105,7 @@ def run_suite(
     for run in bar:
         bar.set_description(run.run_id)
         spec = {"suite": suite.name, "run_id": run.run_id, "task": run.task,
-                "config": run.config, "config_hash": run.config_hash,
+                "config": run.config, "config_hash": run.config_hash, "id_keys": run.id_keys,
                 "measure": suite.measure.__dict__, "device": device or suite.device}
         start = time.perf_counter()
         outcome = _subprocess(spec, suite.measure.time_limit_s)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import importlib
 import os
 
-from .base import ENGINE_DEFAULTS, FDEBlock, Task
+from .base import ENGINE_DEFAULTS, FDEBlock, NonFinite, Step, Task
 from .freefall import FreeFall
 from .image_classification import ImageClassification
 from .lotka_volterra import LotkaVolterra
 from .node_classification import NodeClassification
 from .synthetic import Synthetic
 
-__all__ = ["ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Task", "get_task", "load_plugins"]
+__all__ = [
+    "ENGINE_DEFAULTS", "TASKS", "FDEBlock", "NonFinite", "Step", "Task", "get_task", "load_plugins",
+]
 
 TASKS: dict[str, type[Task]] = {
     FreeFall.name: FreeFall,

@@ -10,6 +10,10 @@ memory and gradient fidelity, so every task is measured the same way.
 from __future__ import annotations
 
 import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -17,7 +21,7 @@ from torch import nn
 
 from ..engine import fdeint
 
-__all__ = ["ENGINE_DEFAULTS", "FDEBlock", "Task"]
+__all__ = ["ENGINE_DEFAULTS", "FDEBlock", "NonFinite", "Step", "Task"]
 
 #: engine settings every task accepts, with their defaults
 ENGINE_DEFAULTS: dict[str, Any] = {
@@ -27,6 +31,22 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "t_end": 1.0,
     "gradient": "direct",
 }
+
+
+class NonFinite(RuntimeError):
+    """A non-finite loss or gradient (the runner records the run with status ``nan``)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one training iteration did: its loss, times (seconds) and field evaluations."""
+
+    loss: float
+    forward_s: float
+    backward_s: float
+    total_s: float
+    nfe_forward: int
+    nfe_backward: int
 
 
 class FDEBlock(nn.Module):
@@ -82,9 +102,20 @@ class Task:
         self.iterations: int = int(config.get("iters", 1))
 
     @classmethod
+    def resolve(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The resolved configuration of a run: the engine defaults, the task's defaults,
+        ``seed = 0``, then ``overrides``, and the derived ``n_steps``.  The runner, the
+        benchmarks and the tests all resolve configurations here."""
+        config = {**ENGINE_DEFAULTS, **cls.params, "seed": 0, **overrides}
+        config["n_steps"] = cls.n_steps(config)
+        return config
+
+    @classmethod
     def n_steps(cls, config: dict[str, Any]) -> int:
-        """Solver steps of one training solve (recorded as ``n_steps``)."""
-        return round(config["t_end"] / config["step_size"])
+        """Solver steps of one training solve (recorded as ``n_steps``): the grid runs to the
+        first grid time at or past ``t_end`` (an output time between grid times is
+        interpolated, see :func:`fdebench.engine.fdeint`)."""
+        return math.ceil(config["t_end"] / config["step_size"] - 1e-9)
 
     @classmethod
     def skip(cls, config: dict[str, Any]) -> str | None:
@@ -114,6 +145,37 @@ class Task:
         return False
 
     # ---- provided -------------------------------------------------------------------------
+    def train_step(self, clock: Callable[[], float] = time.perf_counter) -> Step:
+        """One training iteration, the only definition of it: zero the gradients, the loss,
+        backward, check that loss and gradients are finite (else :class:`NonFinite`), an
+        optimizer step.  ``clock`` times the phases (the runner passes one that synchronises
+        the device)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        nfe0, t0 = self.nfe, clock()
+        loss = self.loss(self.model)
+        nfe1, t1 = self.nfe, clock()
+        loss.backward()
+        nfe2, t2 = self.nfe, clock()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFinite(f"non-finite loss ({value})")
+        if not all(bool(torch.isfinite(p.grad).all()) for p in self.model.parameters()
+                   if p.grad is not None):
+            raise NonFinite(f"non-finite gradient (loss {value})")
+        self.optimizer.step()
+        return Step(loss=value, forward_s=t1 - t0, backward_s=t2 - t1, total_s=clock() - t0,
+                    nfe_forward=nfe1 - nfe0, nfe_backward=nfe2 - nfe1)
+
+    def fit(self) -> list[Step]:
+        """Train for the whole budget (:attr:`iterations`, fewer when :meth:`after_iteration`
+        stops early), as the runner does but without measuring."""
+        steps = []
+        for _ in range(self.iterations):
+            steps.append(self.train_step())
+            if self.after_iteration():
+                break
+        return steps
+
     def engine_kwargs(self) -> dict[str, Any]:
         """The engine settings of this run, for :class:`FDEBlock`."""
         c = self.config

@@ -134,11 +134,6 @@ class ImageClassification(Task):
             return "augment is implemented for cifar10 only"
         if c["batch_size"] < 1 or c["width"] < 1 or (c["epochs"] < 1 and c["max_steps"] < 1):
             return "batch_size and width must be >= 1, and epochs or max_steps >= 1"
-        if c["dataset"] == "digits":
-            try:
-                import sklearn  # noqa: F401
-            except ImportError:
-                return "dataset 'digits' needs scikit-learn (pip install scikit-learn)"
         return None
 
     # ---- setup ----------------------------------------------------------------------------

@@ -4,13 +4,15 @@ Data: the Caputo (fractional) Lotka-Volterra system
 
     D^alpha_true x = a x - b x y,    D^alpha_true y = c x y - d y,    x(0) = y(0) = 1,
 
-solved with the engine (``abm``, no gradient) on a grid 16 times finer than the model's
-``step_size`` and observed at the model's grid times: ``t_k = k h`` on ``(0, t_end]`` for training
-and on ``(t_end, t_end + test_horizon]`` for testing.  ``alpha_true = -1.0`` (the default) means
-"the run's ``alpha``"; a value in ``(0, 1]`` fixes the data's order independently of the model's
-(misspecification).  ``noise`` is *relative*: component ``i`` of every training observation gets
-Gaussian noise of standard deviation ``noise * std_i``, ``std_i`` the standard deviation of the
-clean training observations of that component; the test observations stay clean.
+solved with the engine (``abm``, no gradient) on a grid 16 times finer than the finer of the
+model's ``step_size`` and the observation spacing ``obs_spacing`` (0.05 by default), and observed
+at ``t_k = k obs_spacing``: on ``(0, t_end]`` for training and on ``(t_end, t_end + test_horizon]``
+for testing.  The observation times do not depend on the model's step (the solver interpolates
+between its grid values), so a step-size study fits the same data. ``alpha_true = -1.0`` (the
+default) means "the run's ``alpha``"; a value in ``(0, 1]`` fixes the data's order independently of
+the model's (misspecification).  ``noise`` is *relative*: component ``i`` of every training
+observation gets Gaussian noise of standard deviation ``noise * std_i``, ``std_i`` the standard
+deviation of the clean training observations of that component; the test observations stay clean.
 
 Models (``model``), solved from the known initial state by an :class:`FDEBlock` with the run's
 engine settings and trained on the MSE of the training observations:
@@ -140,6 +142,7 @@ class LotkaVolterra(Task):
     params: ClassVar[dict[str, Any]] = {
         "model": "parametric", "iters": 60, "max_step": 0.1, "lr": 0.03, "hidden": 32,
         "alpha_true": -1.0, "noise": 0.0, "test_horizon": 0.5, "perturb": 0.3,
+        "obs_spacing": 0.05,
         "a": 1.5, "b": 1.0, "c": 1.0, "d": 3.0,
     }
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"model": MODELS}
@@ -148,15 +151,15 @@ class LotkaVolterra(Task):
 
     @classmethod
     def skip(cls, config: dict[str, Any]) -> str | None:
-        """Windows must be whole numbers of steps; ``alpha_true`` must be valid."""
+        """The windows must be whole numbers of observations; ``alpha_true`` must be valid."""
         alpha_true = config["alpha_true"]
         if alpha_true != SAME_AS_ALPHA and not 0 < alpha_true <= 1:
             return f"alpha_true must be in (0, 1] or {SAME_AS_ALPHA} (= alpha), got {alpha_true}"
-        h = config["step_size"]
+        dt = config["obs_spacing"]
         for key in ("t_end", "test_horizon"):
-            n = config[key] / h
+            n = config[key] / dt if dt > 0 else 0.5
             if round(n) < 1 or abs(n - round(n)) > 1e-9:
-                return f"{key} {config[key]:g} is not a positive multiple of step_size {h:g}"
+                return f"{key} {config[key]:g} is not a positive multiple of obs_spacing {dt:g}"
         return None
 
     # ---- data -------------------------------------------------------------------------------
@@ -165,22 +168,22 @@ class LotkaVolterra(Task):
         return torch.tensor([float(self.config[k]) for k in "abcd"], dtype=torch.float64)
 
     def observation_times(self) -> torch.Tensor:
-        """``k h``, ``k = 0 .. n_train + n_test`` (float64): the model's grid over both windows."""
+        """``k obs_spacing``, ``k = 0 .. n_train + n_test`` (float64), over both windows."""
         c = self.config
-        h = c["step_size"]
-        n = round(c["t_end"] / h) + round(c["test_horizon"] / h)
-        return h * torch.arange(n + 1, dtype=torch.float64, device=self.device)
+        dt = c["obs_spacing"]
+        n = round(c["t_end"] / dt) + round(c["test_horizon"] / dt)
+        return dt * torch.arange(n + 1, dtype=torch.float64, device=self.device)
 
     def clean_data(self) -> torch.Tensor:
         """The true states at :meth:`observation_times`, ``(n + 1, 2)`` float64, solved with
-        ``abm`` at ``step_size / 16``."""
+        ``abm`` at ``min(step_size, obs_spacing) / 16``."""
         c = self.config
         alpha = c["alpha"] if c["alpha_true"] == SAME_AS_ALPHA else c["alpha_true"]
         field = LVField(self.true_params()).to(self.device)
         s0 = torch.tensor(STATE0, dtype=torch.float64, device=self.device)
         with torch.no_grad():
             return fdeint(field, s0, self.observation_times(), alpha=alpha, method="abm",
-                          step_size=c["step_size"] / FINE)
+                          step_size=min(c["step_size"], c["obs_spacing"]) / FINE)
 
     # ---- task -------------------------------------------------------------------------------
     data = "simulated: a fractional Lotka-Volterra trajectory (engine, fine grid) plus noise"
@@ -190,7 +193,7 @@ class LotkaVolterra(Task):
         c = self.config
         torch.manual_seed(c["seed"])
         gen = torch.Generator().manual_seed(c["seed"])
-        self.n_train = round(c["t_end"] / c["step_size"])
+        self.n_train = round(c["t_end"] / c["obs_spacing"])
         clean = self.clean_data().cpu()
         train = clean[1 : self.n_train + 1]
         noise = torch.randn(train.shape, generator=gen, dtype=torch.float64)
