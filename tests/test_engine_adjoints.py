@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TimeMLP
+from reference import reference_solve
 
 from fdebench.engine import GRADIENTS, fdeint, mittag_leffler
 from fdebench.measure import AllocatorPeak
@@ -168,6 +169,37 @@ def test_paper_gives_t_for_a_constant_field(method, alpha):
                                         method=method, gradient="paper", step_size=0.1,
                                         params=[theta])[1, 0], [theta])
     assert mid.item() == pytest.approx(0.4, rel=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.4, 1.0])
+def test_paper_euler_is_torchfde_predictor_f(alpha):
+    """Against the published loop written out: in reversed time ``k = 0, 1, ...`` take the VJPs
+    at ``(t_{N-k}, z_{N-k})``, ``lam_{k+1} = g + sum_{i<=k} c_{k+1-i} J_i^T lam_i`` with the
+    product-rectangle weights ``c_m = h^a / Gamma(a+1) (m^a - (m-1)^a)``, ``theta_bar += h
+    f_theta^T lam_k``, and ``dL/dz0 = lam_N``."""
+    field, n, h = TimeMLP(), 12, 0.1
+    params = list(field.parameters())
+    y0 = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    g = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        zs = reference_solve(field, y0, alpha, h, n, "euler")
+    c = [h**alpha / math.gamma(alpha + 1) * (m**alpha - (m - 1) ** alpha) if m else 0.0
+         for m in range(n + 1)]
+    lam, jt_lam, theta_bar = [g], [], [torch.zeros_like(p) for p in params]
+    for k in range(n):
+        z = zs[n - k].clone().requires_grad_(True)
+        f = field(torch.tensor((n - k) * h, dtype=torch.float64), z)
+        vjp = torch.autograd.grad(f, [z, *params], lam[k])
+        jt_lam.append(vjp[0])
+        theta_bar = [tb + h * v for tb, v in zip(theta_bar, vjp[1:], strict=True)]
+        lam.append(g + sum(c[k + 1 - i] * jt_lam[i] for i in range(k + 1)))
+
+    y0 = y0.clone().requires_grad_(True)
+    ys = fdeint(field, y0, torch.linspace(0, n * h, n + 1, dtype=torch.float64), alpha=alpha,
+                gradient="paper")
+    got = torch.autograd.grad((g * ys[-1]).sum(), [y0, *params])
+    for a, b in zip(got, [lam[n], *theta_bar], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
 def _prabhakar2(alpha, beta, z):
