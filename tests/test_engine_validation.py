@@ -21,7 +21,8 @@ def decay(t, y):
         ({"alpha": 0.5, "method": "rk5"}, ValueError,
          r"unknown method 'rk5'; valid methods: abm, euler, gl, l1, rk4"),
         ({"alpha": 0.5, "gradient": "magic"}, ValueError,
-         r"unknown gradient 'magic'; valid gradients: adjoint, checkpoint, direct"),
+         r"unknown gradient 'magic'; valid gradients: adjoint, backsolve, checkpoint, "
+         r"continuous, direct, paper"),
         ({"alpha": 0.0}, ValueError, r"alpha must be a number in \(0, 1\], got 0.0"),
         ({"alpha": 1.5}, ValueError, r"alpha must be a number in \(0, 1\], got 1.5"),
         ({"alpha": -0.2}, ValueError, r"got -0.2"),

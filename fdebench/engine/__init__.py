@@ -1,4 +1,5 @@
-"""fdebench's engine: neural fractional ODE solvers with direct, adjoint and checkpoint gradients.
+"""fdebench's engine: neural fractional ODE solvers with direct, adjoint and checkpoint gradients
+(exact for the discretisation) and the approximate adjoints continuous, backsolve and paper.
 
 Depends on torch and numpy only; imports nothing else from fdebench.
 """

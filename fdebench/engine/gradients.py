@@ -1,4 +1,4 @@
-"""Gradient modes: how a scheme obtains one step's vector-Jacobian product.
+"""Gradient modes: the registry, and the step-wise modes that give a scheme one step's VJP.
 
 A scheme (see :mod:`fdebench.engine.schemes`) splits each step into a *local* function of a few
 tensors (the part that calls the vector field) and a *linear* history combination that the scheme
@@ -14,69 +14,24 @@ weights, run backward in time).  The gradient mode decides what the local part k
   one step's graph at a time.  Because it is the exact adjoint of the forward discretisation, its
   gradients equal ``direct`` to rounding error.
 
-Every mode accumulates the parameter cotangents in ``param_grads``.
+Every mode accumulates the parameter cotangents in ``param_grads``.  These three are exact for
+the discretisation (``exact = True``).  The approximate adjoints of the continuous problem
+(``continuous``, ``backsolve``, ``paper``; :mod:`fdebench.engine.adjoints`) run a backward pass of
+their own instead; ``GRADIENTS`` lists them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.autograd.graph import get_gradient_edge
 from torch.utils.checkpoint import checkpoint
 
+from .adjoints import BacksolveAdjoint, ContinuousAdjoint, PaperAdjoint
+from .mode import GradientMode, LocalFn
+
 __all__ = ["GRADIENTS", "AdjointMode", "CheckpointMode", "DirectMode", "GradientMode"]
-
-LocalFn = Callable[..., tuple[torch.Tensor, ...]]
-
-
-class GradientMode:
-    """Base class: run a local step in the forward pass and give its VJP in the backward pass."""
-
-    name = "none"
-    #: whether :meth:`vjp` needs the step's inputs (schemes skip rebuilding them otherwise)
-    needs_inputs = True
-
-    def __init__(self, params: Sequence[torch.Tensor]) -> None:
-        self.params = list(params)
-        self.param_grads: list[torch.Tensor | None] = [None] * len(self.params)
-
-    def record(self, key: int, fn: LocalFn, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Evaluate ``fn(key, *inputs)`` during the forward solve; return detached outputs."""
-        with torch.no_grad():
-            return fn(key, *inputs)
-
-    def vjp(
-        self,
-        key: int,
-        fn: LocalFn,
-        inputs: Sequence[torch.Tensor] | None,
-        cotangents: Sequence[torch.Tensor | None],
-    ) -> list[torch.Tensor | None]:
-        """Cotangents of the inputs of step ``key``; parameter cotangents are accumulated."""
-        leaves = [x.detach().requires_grad_() for x in inputs]
-        with torch.enable_grad():
-            outputs = fn(key, *leaves)
-        return self._pull(leaves, outputs, cotangents)
-
-    def _pull(self, leaves, outputs, cotangents) -> list[torch.Tensor | None]:
-        """VJP from ``outputs`` (tensors, gradient edges, or ``None`` for constant outputs)."""
-        pairs = [
-            (o, c) for o, c in zip(outputs, cotangents, strict=True)
-            if c is not None and o is not None and (not isinstance(o, torch.Tensor)
-                                                    or o.requires_grad)
-        ]
-        if not pairs:
-            return [None] * len(leaves)
-        wrt = leaves + self.params
-        grads = torch.autograd.grad(
-            [o for o, _ in pairs], wrt, [c for _, c in pairs], allow_unused=True
-        )
-        for i, g in enumerate(grads[len(leaves):]):
-            if g is not None:
-                acc = self.param_grads[i]
-                self.param_grads[i] = g if acc is None else acc.add_(g)
-        return list(grads[: len(leaves)])
 
 
 class AdjointMode(GradientMode):
@@ -126,4 +81,7 @@ GRADIENTS: dict[str, type[GradientMode]] = {
     "direct": DirectMode,
     "adjoint": AdjointMode,
     "checkpoint": CheckpointMode,
+    "continuous": ContinuousAdjoint,
+    "backsolve": BacksolveAdjoint,
+    "paper": PaperAdjoint,
 }

@@ -40,9 +40,12 @@ def fdeint(
             ``t[-1]``; an output time between two grid times is the linear interpolation of
             the two grid values (as in torchdiffeq's fixed-grid solvers), differentiated
             exactly in every gradient mode.
-        gradient: ``"direct"`` (autograd through every step), ``"adjoint"`` (exact discrete
-            adjoint, memory of the stored trajectory only) or ``"checkpoint"``
-            (``torch.utils.checkpoint`` per step).
+        gradient: exact for the discretisation: ``"direct"`` (autograd through every step),
+            ``"adjoint"`` (exact discrete adjoint, memory of the stored trajectory only) or
+            ``"checkpoint"`` (``torch.utils.checkpoint`` per step).  Approximate adjoints of the
+            continuous problem (:mod:`fdebench.engine.adjoints`): ``"continuous"`` (its
+            Volterra adjoint by product integration), ``"backsolve"`` (Chen et al. 2018,
+            ``alpha == 1`` only) and ``"paper"`` (arXiv:2503.16666, to reproduce that method).
         params: tensors to differentiate besides ``y0``; default ``func.parameters()`` when
             ``func`` is a Module.  Tensors that ``func`` uses but that are not listed get no
             gradient.
@@ -85,6 +88,14 @@ def _check_inputs(func, y0, alpha, method, gradient) -> tuple[type[Scheme], type
         raise ValueError(
             f"method {method!r} solves classical ODEs only (alpha == 1), got alpha={alpha}; "
             f"for alpha < 1 use one of: {', '.join(usable)}"
+        )
+    reason = GRADIENTS[gradient].check(method, float(alpha))
+    if reason is not None:
+        usable = sorted(name for name, mode in GRADIENTS.items()
+                        if mode.check(method, float(alpha)) is None)
+        raise ValueError(
+            f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
+            f"of: {', '.join(usable)}"
         )
     return scheme_for(method, float(alpha)), GRADIENTS[gradient]
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..gradients import GradientMode
 from ..grid import Grid
+
+if TYPE_CHECKING:
+    from ..mode import GradientMode
 
 __all__ = ["Field", "Scheme"]
 
@@ -39,6 +42,10 @@ class Scheme:
     :meth:`backward` (takes their cotangents, returns the cotangent of ``y0`` and leaves the
     parameter cotangents in ``mode.param_grads``).  Local steps go through ``mode``; the linear
     history combinations are differentiated by hand, which makes the adjoint exact.
+
+    A mode that :attr:`~GradientMode.owns_backward` sees every grid value through :meth:`emit`
+    (``mode.keep``) and runs the backward pass itself; the scheme then frees its history buffer
+    as soon as the forward solve ends.
     """
 
     def __init__(
@@ -57,10 +64,18 @@ class Scheme:
 
     # ---- outputs ---------------------------------------------------------------------------
     def emit(self, j: int, y: torch.Tensor) -> None:
-        """Add ``y_j`` to the outputs it enters (see :meth:`Grid.stencils`: itself, or one end
-        of a linear interpolation)."""
+        """Every scheme calls this once with each grid value ``y_j``, ``j = 0..n_steps``.
+
+        Adds ``y_j`` to the outputs it enters (see :meth:`Grid.stencils`: itself, or one end of
+        a linear interpolation) and shows it to the gradient mode (``mode.keep``)."""
         for k, w in self._stencils.get(j, ()):
             self._ys[k].add_(y, alpha=w)
+        self.mode.keep(j, y)
+
+    @property
+    def output_cotangents(self) -> torch.Tensor:
+        """The cotangents of the outputs, ``(len(t), numel)``, during the backward pass."""
+        return self._grad_ys
 
     def loss_cotangent(self, j: int) -> torch.Tensor | None:
         """The cotangent that the loss sends to ``y_j`` (``None`` if no output uses ``y_j``)."""
@@ -81,7 +96,10 @@ class Scheme:
         """Run the forward pass; return the states at the output times, ``(len(t), numel)``."""
         self.spent = False
         self._ys = self.y0.new_zeros(self._n_out, self.y0.numel())
+        self.mode.start(self)
         self.forward()
+        if self.mode.owns_backward:
+            self.buf = None  # the mode kept what its backward pass needs
         ys, self._ys = self._ys, None
         return ys
 
@@ -90,7 +108,7 @@ class Scheme:
         self._grad_ys = grad_ys.reshape(self._n_out, -1)
         self.mode.param_grads = [None] * len(self.mode.params)
         self.spent = True
-        y0_bar = self.backward()
+        y0_bar = self.mode.backward(self) if self.mode.owns_backward else self.backward()
         self._grad_ys = self.buf = None  # free the history as soon as the gradient is known
         return y0_bar
 

@@ -1,0 +1,144 @@
+"""The interface of a gradient mode, and the one vector-Jacobian product of the field.
+
+A gradient mode is chosen by name (``fdeint(..., gradient=...)``, see ``GRADIENTS`` in
+:mod:`fdebench.engine.gradients`) and is independent of the scheme.  Two kinds exist:
+
+* step-wise modes (``direct``, ``checkpoint``, ``adjoint``): the scheme runs the backward pass,
+  its discrete adjoint, and asks the mode for each step's VJP (:meth:`GradientMode.record`,
+  :meth:`GradientMode.vjp`).  Their gradients are exact for the discretisation (``exact``).
+* modes that own the backward pass (``owns_backward``; :mod:`fdebench.engine.adjoints`): the
+  scheme shows them every grid value during the forward solve (:meth:`GradientMode.keep`),
+  frees its own buffers, and hands them the output cotangents; they solve an adjoint problem of
+  their own, evaluating the field's VJPs through :meth:`GradientMode.linearize`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from .schemes.base import Scheme
+
+__all__ = ["FieldVJP", "GradientMode"]
+
+LocalFn = Callable[..., tuple[torch.Tensor, ...]]
+Grads = list[torch.Tensor | None]
+
+
+class GradientMode:
+    """Base class: run a local step in the forward pass and give its VJP in the backward pass."""
+
+    name = "none"
+    #: whether :meth:`vjp` needs the step's inputs (schemes skip rebuilding them otherwise)
+    needs_inputs = True
+    #: gradients equal ``direct``'s to rounding (the exact derivative of the discretisation)
+    exact = True
+    #: the mode runs its own backward pass (:meth:`backward`) instead of the scheme's
+    owns_backward = False
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        self.param_grads: Grads = [None] * len(self.params)
+
+    @classmethod
+    def check(cls, method: str, alpha: float) -> str | None:
+        """Why this mode cannot differentiate ``method`` at ``alpha``; ``None`` if it can."""
+        return None
+
+    # ---- forward pass ----------------------------------------------------------------------
+    def start(self, scheme: Scheme) -> None:
+        """Called before every forward solve of ``scheme``."""
+
+    def keep(self, j: int, y: torch.Tensor) -> None:
+        """Called with every grid value ``y_j``, ``j = 0..n_steps``, during the forward solve."""
+
+    def record(self, key: int, fn: LocalFn, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Evaluate ``fn(key, *inputs)`` during the forward solve; return detached outputs."""
+        with torch.no_grad():
+            return fn(key, *inputs)
+
+    # ---- backward pass ---------------------------------------------------------------------
+    def backward(self, scheme: Scheme) -> torch.Tensor:
+        """The cotangent of ``y0`` (flat) from ``scheme.output_cotangents`` (modes that
+        :attr:`owns_backward`); the parameter cotangents go to :attr:`param_grads`."""
+        raise NotImplementedError(f"gradient mode {self.name!r} does not own the backward pass")
+
+    def vjp(
+        self,
+        key: int,
+        fn: LocalFn,
+        inputs: Sequence[torch.Tensor] | None,
+        cotangents: Sequence[torch.Tensor | None],
+    ) -> Grads:
+        """Cotangents of the inputs of step ``key``; parameter cotangents are accumulated."""
+        leaves = [x.detach().requires_grad_() for x in inputs]
+        with torch.enable_grad():
+            outputs = fn(key, *leaves)
+        return self._pull(leaves, outputs, cotangents)
+
+    def linearize(self, field: Callable, t: torch.Tensor, y: torch.Tensor) -> FieldVJP:
+        """The field at ``(t, y)`` with its autograd graph: ``J^T v`` and ``f_theta^T v`` for
+        any number of cotangents ``v``."""
+        return FieldVJP(self, field, t, y)
+
+    def _pull(self, leaves, outputs, cotangents) -> Grads:
+        """VJP from ``outputs`` (tensors, gradient edges, or ``None`` for constant outputs)."""
+        pairs = [
+            (o, c) for o, c in zip(outputs, cotangents, strict=True)
+            if c is not None and o is not None and (not isinstance(o, torch.Tensor)
+                                                    or o.requires_grad)
+        ]
+        if not pairs:
+            return [None] * len(leaves)
+        wrt = leaves + self.params
+        grads = torch.autograd.grad(
+            [o for o, _ in pairs], wrt, [c for _, c in pairs], allow_unused=True
+        )
+        _accumulate(self.param_grads, grads[len(leaves):])
+        return list(grads[: len(leaves)])
+
+
+class FieldVJP:
+    """``f`` linearised at ``(t, y)``: one evaluation, then any number of VJPs.
+
+    ``value`` is ``f(t, y)`` (detached).  Calling it with a cotangent ``v`` returns ``J^T v``
+    (``J = df/dy``) and adds ``param_weight * f_theta^T v`` to the mode's parameter cotangents
+    (or to ``into``, a list shaped like ``mode.params``); ``param_weight=None`` skips the
+    parameters, ``state=False`` skips ``J^T v`` (returns ``None``).  The graph lives as long as
+    this object.
+    """
+
+    def __init__(self, mode: GradientMode, field: Callable, t: torch.Tensor,
+                 y: torch.Tensor) -> None:
+        self.mode = mode
+        self._y = y.detach().requires_grad_()
+        with torch.enable_grad():
+            self._f = field(t, self._y)
+        self.value = self._f.detach()
+
+    def __call__(self, v: torch.Tensor, param_weight: float | None = None, *,
+                 state: bool = True, into: Grads | None = None) -> torch.Tensor | None:
+        params = self.mode.params if param_weight else []
+        wrt = ([self._y] if state else []) + params
+        if not wrt:
+            return None
+        if self._f.requires_grad:
+            grads = torch.autograd.grad(self._f, wrt, v, retain_graph=True, allow_unused=True)
+        else:  # f depends on neither y nor the parameters
+            grads = [None] * len(wrt)
+        if params:
+            scaled = [g if g is None or param_weight == 1 else g.mul_(param_weight)
+                      for g in grads[len(wrt) - len(params):]]
+            _accumulate(self.mode.param_grads if into is None else into, scaled)
+        if not state:
+            return None
+        return torch.zeros_like(self._y) if grads[0] is None else grads[0]
+
+
+def _accumulate(total: Grads, grads: Sequence[torch.Tensor | None]) -> None:
+    for i, g in enumerate(grads):
+        if g is not None:
+            total[i] = g if total[i] is None else total[i].add_(g)
