@@ -1,11 +1,12 @@
-"""What every scheme shares: the field wrapper, the output times, the history operations."""
+"""What every scheme shares: the field wrapper, the output times, the history sums."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
+from .. import history as _history
 from ..gradients import GradientMode
 from ..grid import Grid
 
@@ -38,13 +39,18 @@ class Scheme:
     A subclass implements :meth:`forward` (returns the states at the output times, flat) and
     :meth:`backward` (takes their cotangents, returns the cotangent of ``y0`` and leaves the
     parameter cotangents in ``mode.param_grads``).  Local steps go through ``mode``; the linear
-    history combinations are differentiated by hand, which makes the adjoint exact.
+    history combinations are differentiated by hand, which makes the adjoint exact.  The history
+    sums go through :meth:`past` and :meth:`future` (:mod:`fdebench.engine.history`), the only
+    code that reads the history buffer for them; ``history`` names their algorithm
+    (``"stepwise"`` or ``"fast"``).
     """
 
     def __init__(
-        self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float, mode: GradientMode
+        self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float, mode: GradientMode,
+        history: str = "stepwise",
     ) -> None:
         self.field, self.grid, self.alpha, self.mode = field, grid, alpha, mode
+        self.history = history
         self.y0 = y0.detach().reshape(-1)
         self.n = grid.n_steps
         self.times = grid.times(y0.dtype, y0.device)
@@ -94,27 +100,34 @@ class Scheme:
         self._grad_ys = self.buf = None  # free the history as soon as the gradient is known
         return y0_bar
 
+    def past(
+        self, buffer: torch.Tensor, kernel: torch.Tensor, targets: range, *,
+        scratch: bool = False, share: float = 1.0,
+    ) -> _history.History:
+        """``m -> sum_{i<m} kernel[..., m - i] * buffer[i]`` for ``m`` in ``targets``, in order.
+
+        Increasing targets need rows ``< m`` written; decreasing ones (rebuilding inputs in the
+        backward pass) rows ``<= m`` still intact.  ``scratch``: rows of later targets are
+        unwritten until requested.  ``share``: the part of the workspace this sum may use when
+        another one is live at the same time.
+        """
+        return _history.past(self.history, buffer, kernel, targets, scratch=scratch, share=share)
+
+    def future(
+        self, terms: Sequence[tuple[torch.Tensor, torch.Tensor]], targets: range, *,
+        scratch: bool = False, share: float = 1.0,
+    ) -> _history.History:
+        """The adjoint: ``j -> sum_{(b, k) in terms} sum_{i>j} k[..., i - j] * b[i]``, newest
+        ``j`` first; rows ``> j`` must hold their final values when ``j`` is requested.
+        ``scratch``: rows ``< j`` of the first buffer are dead (the fast sums may use them).
+        """
+        return _history.future(self.history, terms, targets, scratch=scratch, share=share)
+
     def forward(self) -> None:
         raise NotImplementedError
 
     def backward(self) -> torch.Tensor:
         raise NotImplementedError
-
-
-def history(buffer: torch.Tensor, flipped_kernel: torch.Tensor, m: int) -> torch.Tensor:
-    """``sum_{j<m} kernel[m - j] * buffer[j]``: one matrix-vector product over the buffer.
-
-    ``flipped_kernel`` is ``kernel.flip(-1)`` (one row or several), so the weights of target
-    ``m`` are the contiguous slice ``[n - m, n)``.
-    """
-    n = flipped_kernel.shape[-1] - 1
-    return flipped_kernel[..., n - m : n] @ buffer[:m]
-
-
-def pull(cotangents: torch.Tensor, kernel: torch.Tensor, j: int) -> torch.Tensor:
-    """Adjoint of :func:`history`: ``sum_{m>j} kernel[m - j] * cotangents[m]``."""
-    n = kernel.shape[-1] - 1
-    return kernel[1 : n - j + 1] @ cotangents[j + 1 :]
 
 
 def add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
