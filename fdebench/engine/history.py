@@ -148,7 +148,7 @@ def future(
 
 
 class Stepwise(History):
-    """Today's reference: one matrix-vector product over the whole history per target."""
+    """The reference: one matrix-vector product over the whole history per target."""
 
     def __init__(self, terms: Sequence[tuple[torch.Tensor, torch.Tensor]], anticausal: bool):
         self.anticausal = anticausal
@@ -193,7 +193,7 @@ class Fast(History):
         budget = int(tuning.fraction * share * (n + 1) * self.numel)
         self.scratch = scratch and self.online and self.k == 1
         if self.scratch:
-            self.block, self.temp = self.p_max - self.p_min + 1, budget
+            self.block, self.temp = self.p_max + 1, budget  # one block, from position 0 on
         else:
             self.block = max(1, int(tuning.acc_part * budget) // (self.k * self.numel))
             self.block = min(self.block, self.p_max - self.p_min + 1)
