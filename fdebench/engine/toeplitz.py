@@ -18,7 +18,8 @@ order.  Two algorithms, the same sums up to rounding:
   ``torch.fft`` along the time axis of the row-major history ran at about a tenth of the speed
   of a matrix product, so the block index is transformed by matrix products; for the block
   counts used here, up to ~200, that is also the faster choice.)  Measured on one CPU thread,
-  ``|y| = 8192``, float32: 1.6x faster than dense at ``S = B = 512``, 2.6x at 1024, 4x at 2048.
+  ``|y| = 8192``, float32, 512 columns: 1.5x faster than dense at ``S = B = 512``, 2.5x at
+1024, 3.6x at 2048 (0.7x at 256: hence ``block_min`` = 384 in :mod:`fdebench.engine.history`).
 """
 
 from __future__ import annotations
