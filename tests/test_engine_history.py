@@ -252,3 +252,16 @@ def test_fast_memory_bound(products, method, gradient):
     stepwise, fast = peak("stepwise"), peak("fast")
     assert fast <= stepwise + 0.10 * buffer, (fast - stepwise) / buffer
     assert products["block"] + products["dense"] > 0
+
+
+def test_single_target_helpers():
+    """``schemes.base.history``/``pull``: one stepwise sum, for code outside a scheme's loop."""
+    from fdebench.engine.schemes.base import history as one_past
+    from fdebench.engine.schemes.base import pull as one_future
+
+    values, kernel, _ = _history_case(False, "increasing", 1, n=12)
+    for m in range(13):
+        torch.testing.assert_close(one_past(values, kernel.flip(0), m),
+                                   _direct_sum(values, kernel, m, False), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(one_future(values, kernel, m),
+                                   _direct_sum(values, kernel, m, True), rtol=1e-12, atol=1e-12)
