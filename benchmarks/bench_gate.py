@@ -3,7 +3,9 @@
 One forward+backward pass of the ``mlp-small`` field (state 128 x 32, hidden 256), ``N = 40``
 steps, ``alpha = 0.5``, final output only, for every method x gradient mode
 (``test_gate_engine[euler-adjoint]``), plus ``alpha = 1`` Euler against ``torchdiffeq``
-(``test_gate_alpha1_torchdiffeq``).  The timed rounds give the usual pytest-benchmark
+(``test_gate_alpha1_torchdiffeq``), and the long-horizon case (``test_gate_long_horizon``: euler,
+direct, ``N = 1024``, the fast history sums) whose ratios catch a history that falls back to
+``O(N^2)`` work.  The timed rounds give the usual pytest-benchmark
 statistics; the gated numbers are in ``extra_info`` (see :mod:`benchmarks.gate` for each name).
 With :mod:`benchmarks.bench_tasks` this is what ``.ci/gate`` runs and compares with the baseline::
 
@@ -53,3 +55,15 @@ def test_gate_alpha1_torchdiffeq(benchmark: Any) -> None:
                          outputs="final")
     _record(benchmark, work, method="euler", gradient="direct", alpha=1.0)
     benchmark.extra_info.update(gate.torchdiffeq_metrics())
+
+
+def test_gate_long_horizon(benchmark: Any) -> None:
+    """Euler, direct, ``N = 1024``: fractional / ``alpha = 1`` and ``N = 1024`` / ``N = 256``."""
+    work = make_workload(gate.FIELD, "euler", "direct", gate.LONG_STEPS, gate.ALPHA,
+                         bench_device(), outputs="final")
+    benchmark.extra_info.update(method="euler", gradient="direct", alpha=gate.ALPHA,
+                                field=gate.FIELD, n_steps=gate.LONG_STEPS,
+                                device=str(bench_device()), threads=torch.get_num_threads(),
+                                memory_measured_by="torch allocator peak")
+    benchmark.pedantic(work.run, setup=work.zero_grad, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(gate.long_horizon_metrics())

@@ -4,6 +4,9 @@
   Linear(1024, 64)`` acts row-wise.
 * ``mlp-small``: the same field at 128 rows x 32 features, hidden 256: the regression gate's
   size (a pass takes milliseconds; every activation is still a separate allocation to count).
+* ``mlp-64-256`` and ``linear-64``: a state of 128 rows x 64 features; ``Linear(64, 256) -> Tanh
+  -> Linear(256, 64)`` and ``Linear(64, 64)`` row-wise: cheap fields, so that the history sums
+  dominate a long solve (:mod:`benchmarks.long_horizon`).
 * ``conv``: a state of 32 x 64 x 7 x 7 feature maps; the field ``GroupNorm(32, 64) -> ReLU ->
   TimeConv3x3 -> GroupNorm -> ReLU -> TimeConv3x3``, where ``TimeConv3x3`` appends a channel
   filled with ``t`` to its input (``Conv2d(65, 64, 3, padding=1)``).
@@ -22,6 +25,7 @@ from torch import nn
 __all__ = [
     "FIELDS",
     "ConvField",
+    "LinearField",
     "MLPField",
     "TimeConv2d",
     "bench_device",
@@ -31,7 +35,7 @@ __all__ = [
 ]
 
 SEED = 0
-FIELDS = ("mlp", "conv", "mlp-small")
+FIELDS = ("mlp", "conv", "mlp-small", "mlp-64-256", "linear-64")
 
 
 class MLPField(nn.Module):
@@ -45,6 +49,17 @@ class MLPField(nn.Module):
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.net(y)
+
+
+class LinearField(nn.Module):
+    """``f(t, y) = y W^T + b`` applied to each row of ``y`` (autonomous)."""
+
+    def __init__(self, features: int = 64) -> None:
+        super().__init__()
+        self.linear = nn.Linear(features, features)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.linear(y)
 
 
 class TimeConv2d(nn.Module):
@@ -88,6 +103,12 @@ def make_field(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module
     elif name == "mlp-small":
         field = MLPField(features=32, hidden=256)
         y0 = torch.randn(128, 32, generator=gen)
+    elif name == "mlp-64-256":
+        field = MLPField(features=64, hidden=256)
+        y0 = torch.randn(128, 64, generator=gen)
+    elif name == "linear-64":
+        field = LinearField(64)
+        y0 = torch.randn(128, 64, generator=gen)
     elif name == "conv":
         field = ConvField()
         y0 = torch.randn(32, 64, 7, 7, generator=gen)

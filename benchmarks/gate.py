@@ -21,7 +21,11 @@ Metric names in ``extra_info``:
 ``<mode>_direct_mem_ratio``         ``peak_mem_bytes`` of ``adjoint``/``checkpoint`` over direct's
 ``<mode>_direct_time_ratio``        time of a pass in that mode over direct's, same process
 ``grad_rel_err``                    ``|g - g_direct| / |g_direct|`` (float64 for the engine)
-``fractional_alpha1_time_ratio``    time at ``alpha = 0.5`` over ``alpha = 1`` (direct rows)
+``fractional_alpha1_time_ratio``    time at ``alpha = 0.5`` over ``alpha = 1`` (direct rows; in
+                                    the long-horizon case at ``N = 1024``)
+``steps_4x_time_ratio``             long horizon: time at ``N = 1024`` over ``N = 256``
+                                    (``alpha = 0.5``): about 4 for the fast history sums, 10+
+                                    for an ``O(N^2)`` history
 ``engine_torchdiffeq_time_ratio``   fdebench over ``torchdiffeq.odeint``, Euler, ``alpha = 1``
 ==================================  =============================================================
 """
@@ -41,9 +45,9 @@ from .task_step import TASK_CASES, make_task_step
 from .workload import make_workload
 
 __all__ = [
-    "ALPHA", "FAIL_ON", "FIELD", "GRADIENTS", "METHODS", "RATIO_ROUNDS", "STEPS", "TASK_CASES",
-    "engine_metrics", "peak_bytes", "relative_error", "task_metrics", "time_ratio",
-    "torchdiffeq_metrics",
+    "ALPHA", "FAIL_ON", "FIELD", "GRADIENTS", "LONG_STEPS", "METHODS", "RATIO_ROUNDS", "STEPS",
+    "TASK_CASES", "engine_metrics", "long_horizon_metrics", "peak_bytes", "relative_error",
+    "task_metrics", "time_ratio", "torchdiffeq_metrics",
 ]
 
 FIELD = "mlp-small"
@@ -53,6 +57,9 @@ METHODS = ("euler", "abm", "l1", "gl")
 GRADIENTS = ("direct", "adjoint", "checkpoint")
 #: rounds of each same-process time ratio (each round times both sides once)
 RATIO_ROUNDS = 15
+#: the long-horizon case: steps (its history buffer is 16 MiB, out of the caches), and rounds
+LONG_STEPS = 1024
+LONG_ROUNDS = 5
 
 #: thresholds that pass on a healthy build (``fdebench compare --fail-on``).  Memory: the
 #: allocator count is exact, 10% leaves room for a torch upgrade's kernel changes.  Time ratios:
@@ -65,6 +72,7 @@ FAIL_ON = ",".join([
     "adjoint_direct_time_ratio:+50%",
     "checkpoint_direct_time_ratio:+50%",
     "fractional_alpha1_time_ratio:+50%",
+    "steps_4x_time_ratio:+50%",
     "engine_torchdiffeq_time_ratio:+50%",
     "grad_rel_err:<1e-8",
 ])
@@ -106,9 +114,9 @@ def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 # ---- the gate's cases ------------------------------------------------------------------------
-def _pass(method: str, gradient: str, alpha: float = ALPHA, **kwargs: Any):
+def _pass(method: str, gradient: str, alpha: float = ALPHA, steps: int = STEPS, **kwargs: Any):
     """A warmed-up final-output workload of the gate's size."""
-    work = make_workload(FIELD, method, gradient, STEPS, alpha, bench_device(), outputs="final",
+    work = make_workload(FIELD, method, gradient, steps, alpha, bench_device(), outputs="final",
                          **kwargs)
     work.run()
     work.zero_grad()
@@ -137,6 +145,20 @@ def torchdiffeq_metrics(rounds: int = RATIO_ROUNDS) -> dict[str, Any]:
     theirs = _pass("euler", "direct", alpha=1.0, solver="torchdiffeq")
     return {"peak_mem_bytes": peak_bytes(ours.run), **ours.nfe,
             "engine_torchdiffeq_time_ratio": time_ratio(ours.run, theirs.run, rounds)}
+
+
+def long_horizon_metrics(rounds: int = LONG_ROUNDS, history: str = "auto") -> dict[str, Any]:
+    """``extra_info`` of the long-horizon case: euler, direct, ``N = LONG_STEPS``.
+
+    A history sum that falls back to ``O(N^2)`` work (one pass over the buffer per step) more
+    than doubles both ratios; ``history="stepwise"`` measures that (``tests/test_gate.py``).
+    """
+    work = _pass("euler", "direct", steps=LONG_STEPS, history=history)
+    classic = _pass("euler", "direct", alpha=1.0, steps=LONG_STEPS)
+    short = _pass("euler", "direct", steps=LONG_STEPS // 4, history=history)
+    return {"peak_mem_bytes": peak_bytes(work.run), **work.nfe,
+            "fractional_alpha1_time_ratio": time_ratio(work.run, classic.run, rounds),
+            "steps_4x_time_ratio": time_ratio(work.run, short.run, rounds)}
 
 
 def task_metrics(case: str, gradient: str, rounds: int = RATIO_ROUNDS) -> dict[str, Any]:

@@ -94,12 +94,14 @@ def make_workload(
     solver: str = "fdebench",
     outputs: str = "all",
     dtype: torch.dtype = torch.float32,
+    history: str = "auto",
 ) -> Workload:
     """Build the field ``field`` on ``device`` and a closure running one forward+backward pass.
 
     ``solver="torchdiffeq"`` integrates the same field with ``torchdiffeq.odeint`` (``alpha``
     must be 1, ``gradient`` must be ``"direct"``; ``method`` is passed through).  ``dtype``
-    casts the field and the initial state (float64 for gradient comparisons).
+    casts the field and the initial state (float64 for gradient comparisons).  ``history`` is
+    passed to ``fdeint`` (``"auto"``, ``"fast"`` or ``"stepwise"``).
     """
     if outputs not in OUTPUTS:
         raise ValueError(f"outputs must be one of {OUTPUTS}, got {outputs!r}")
@@ -114,7 +116,8 @@ def make_workload(
 
         def solve() -> torch.Tensor:
             return fdeint(
-                module, y0, t, alpha=alpha, method=method, step_size=step_size, gradient=gradient
+                module, y0, t, alpha=alpha, method=method, step_size=step_size, gradient=gradient,
+                history=history,
             )
 
     elif solver == "torchdiffeq":

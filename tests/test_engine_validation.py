@@ -23,6 +23,10 @@ def decay(t, y):
         ({"alpha": 0.5, "gradient": "magic"}, ValueError,
          r"unknown gradient 'magic'; valid gradients: adjoint, backsolve, checkpoint, "
          r"continuous, direct, paper"),
+        ({"alpha": 0.5, "history": "fastest"}, ValueError,
+         r"unknown history 'fastest'; valid values: auto, fast, stepwise"),
+        ({"alpha": 0.5, "history": None}, ValueError,
+         r"unknown history None; valid values: auto, fast, stepwise"),
         ({"alpha": 0.0}, ValueError, r"alpha must be a number in \(0, 1\], got 0.0"),
         ({"alpha": 1.5}, ValueError, r"alpha must be a number in \(0, 1\], got 1.5"),
         ({"alpha": -0.2}, ValueError, r"got -0.2"),
@@ -35,8 +39,8 @@ def decay(t, y):
         ({"alpha": 0.5, "step_size": float("inf")}, ValueError,
          r"step_size must be a positive number, got inf"),
     ],
-    ids=["method", "gradient", "alpha0", "alpha1.5", "alpha-neg", "alpha-str", "rk4-frac",
-         "step0", "step-inf"],
+    ids=["method", "gradient", "history", "history-none", "alpha0", "alpha1.5", "alpha-neg",
+         "alpha-str", "rk4-frac", "step0", "step-inf"],
 )
 def test_invalid_arguments(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):

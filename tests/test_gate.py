@@ -122,3 +122,14 @@ def test_task_step_measurements():
     assert info["nfe_forward"] == info["nfe_backward"] == 20
     assert 0 < info["adjoint_direct_mem_ratio"] < 1
     assert info["grad_rel_err"] < 1e-6 and info["adjoint_direct_time_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_long_horizon_gate_fails_on_a_quadratic_history(tmp_path, capsys):
+    """The stepwise history (one pass over the buffer per step: O(N^2)) in place of the fast
+    one fails the long-horizon case's time ratio."""
+    healthy = gate.long_horizon_metrics(rounds=3)
+    quadratic = gate.long_horizon_metrics(rounds=3, history="stepwise")
+    code, regressions = run_gate(tmp_path, healthy, quadratic, capsys)
+    assert code == 1
+    assert "fractional_alpha1_time_ratio" in {line.split()[1] for line in regressions}

@@ -5,8 +5,9 @@ Depends on torch and numpy only; imports nothing else from fdebench.
 """
 
 from .gradients import GRADIENTS
+from .history import HISTORIES
 from .schemes import METHODS
 from .solve import fdeint
 from .special import mittag_leffler
 
-__all__ = ["GRADIENTS", "METHODS", "fdeint", "mittag_leffler"]
+__all__ = ["GRADIENTS", "HISTORIES", "METHODS", "fdeint", "mittag_leffler"]

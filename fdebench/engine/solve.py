@@ -10,6 +10,7 @@ from torch import nn
 
 from .gradients import GRADIENTS, AdjointMode, GradientMode
 from .grid import make_grid
+from .history import HISTORIES, choose
 from .schemes import METHODS, Field, Scheme, scheme_for
 
 __all__ = ["fdeint"]
@@ -25,6 +26,7 @@ def fdeint(
     step_size: float | None = None,
     gradient: str = "direct",
     params: Iterable[torch.Tensor] | None = None,
+    history: str = "auto",
 ) -> torch.Tensor:
     """Solve the Caputo fractional ODE ``D^alpha y = func(t, y)``, ``y(t[0]) = y0``.
 
@@ -49,24 +51,33 @@ def fdeint(
         params: tensors to differentiate besides ``y0``; default ``func.parameters()`` when
             ``func`` is a Module.  Tensors that ``func`` uses but that are not listed get no
             gradient.
+        history: how the fractional schemes sum their history (the same discrete sums, equal to
+            rounding): ``"stepwise"`` (one matrix-vector product over the whole history per
+            step, ``O(N^2 |y|)``), ``"fast"`` (blocked matrix-matrix and FFT products,
+            ``O(N log^2 N |y|)`` with at most 8% of one history buffer as workspace; see
+            :mod:`fdebench.engine.history`) or ``"auto"`` (``fast`` from 64 steps on when the
+            ``(N + 1) x |y|`` history buffer has at least 2 MiB, else ``stepwise``).
 
     Returns:
         ``ys`` of shape ``(len(t), *y0.shape)`` with ``ys[0] == y0``, differentiable with respect
         to ``y0`` and ``params`` in every gradient mode (first derivatives only).
     """
-    scheme_cls, mode_cls = _check_inputs(func, y0, alpha, method, gradient)
+    scheme_cls, mode_cls = _check_inputs(func, y0, alpha, method, gradient, history)
     grid = make_grid(t, step_size)
     params = _params(func, params)
     needs_grad = torch.is_grad_enabled() and (
         y0.requires_grad or any(p.requires_grad for p in params)
     )
     mode = mode_cls(params) if needs_grad else AdjointMode(params)  # no grad: keep nothing
-    scheme = scheme_cls(Field(func, y0), y0, grid, float(alpha), mode)
+    algorithm = choose(history, grid.n_steps, y0.numel() * y0.element_size())
+    scheme = scheme_cls(Field(func, y0), y0, grid, float(alpha), mode, algorithm)
     ys = _Solve.apply(scheme, y0, *params)
     return ys.view(len(grid.out_index), *y0.shape)
 
 
-def _check_inputs(func, y0, alpha, method, gradient) -> tuple[type[Scheme], type[GradientMode]]:
+def _check_inputs(
+    func, y0, alpha, method, gradient, history
+) -> tuple[type[Scheme], type[GradientMode]]:
     """Validate everything once; return the scheme and gradient-mode classes."""
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__}")
@@ -83,6 +94,8 @@ def _check_inputs(func, y0, alpha, method, gradient) -> tuple[type[Scheme], type
         raise ValueError(
             f"unknown gradient {gradient!r}; valid gradients: {', '.join(sorted(GRADIENTS))}"
         )
+    if not isinstance(history, str) or history not in HISTORIES:
+        raise ValueError(f"unknown history {history!r}; valid values: {', '.join(HISTORIES)}")
     if METHODS[method][0] is None and alpha != 1:
         usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
         raise ValueError(

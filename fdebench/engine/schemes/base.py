@@ -1,12 +1,13 @@
-"""What every scheme shares: the field wrapper, the output times, the history operations."""
+"""What every scheme shares: the field wrapper, the output times, the history sums."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
+from .. import history as _history
 from ..grid import Grid
 
 if TYPE_CHECKING:
@@ -41,7 +42,10 @@ class Scheme:
     A subclass implements :meth:`forward` (returns the states at the output times, flat) and
     :meth:`backward` (takes their cotangents, returns the cotangent of ``y0`` and leaves the
     parameter cotangents in ``mode.param_grads``).  Local steps go through ``mode``; the linear
-    history combinations are differentiated by hand, which makes the adjoint exact.
+    history combinations are differentiated by hand, which makes the adjoint exact.  The history
+    sums go through :meth:`past` and :meth:`future` (:mod:`fdebench.engine.history`), the only
+    code that reads the history buffer for them; ``history`` names their algorithm
+    (``"stepwise"`` or ``"fast"``).
 
     A mode that :attr:`~GradientMode.owns_backward` sees every grid value through :meth:`emit`
     (``mode.keep``) and runs the backward pass itself; the scheme then frees its history buffer
@@ -49,9 +53,11 @@ class Scheme:
     """
 
     def __init__(
-        self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float, mode: GradientMode
+        self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float, mode: GradientMode,
+        history: str = "stepwise",
     ) -> None:
         self.field, self.grid, self.alpha, self.mode = field, grid, alpha, mode
+        self.history = history
         self.y0 = y0.detach().reshape(-1)
         self.n = grid.n_steps
         self.times = grid.times(y0.dtype, y0.device)
@@ -112,6 +118,29 @@ class Scheme:
         self._grad_ys = self.buf = None  # free the history as soon as the gradient is known
         return y0_bar
 
+    def past(
+        self, buffer: torch.Tensor, kernel: torch.Tensor, targets: range, *,
+        scratch: bool = False, share: float = 1.0,
+    ) -> _history.History:
+        """``m -> sum_{i<m} kernel[..., m - i] * buffer[i]`` for ``m`` in ``targets``, in order.
+
+        Increasing targets need rows ``< m`` written; decreasing ones (rebuilding inputs in the
+        backward pass) rows ``<= m`` still intact.  ``scratch``: rows of later targets are
+        unwritten until requested.  ``share``: the part of the workspace this sum may use when
+        another one is live at the same time.
+        """
+        return _history.past(self.history, buffer, kernel, targets, scratch=scratch, share=share)
+
+    def future(
+        self, terms: Sequence[tuple[torch.Tensor, torch.Tensor]], targets: range, *,
+        scratch: bool = False, share: float = 1.0,
+    ) -> _history.History:
+        """The adjoint: ``j -> sum_{(b, k) in terms} sum_{i>j} k[..., i - j] * b[i]``, newest
+        ``j`` first; rows ``> j`` must hold their final values when ``j`` is requested.
+        ``scratch``: rows ``< j`` of the first buffer are dead (the fast sums may use them).
+        """
+        return _history.future(self.history, terms, targets, scratch=scratch, share=share)
+
     def forward(self) -> None:
         raise NotImplementedError
 
@@ -120,19 +149,18 @@ class Scheme:
 
 
 def history(buffer: torch.Tensor, flipped_kernel: torch.Tensor, m: int) -> torch.Tensor:
-    """``sum_{j<m} kernel[m - j] * buffer[j]``: one matrix-vector product over the buffer.
-
-    ``flipped_kernel`` is ``kernel.flip(-1)`` (one row or several), so the weights of target
-    ``m`` are the contiguous slice ``[n - m, n)``.
-    """
+    """One stepwise ``past`` sum, ``sum_{j<m} kernel[m - j] * buffer[j]`` (``flipped_kernel`` is
+    ``kernel.flip(-1)``), for code that sums one target at a time outside a scheme's loop; the
+    schemes use :meth:`Scheme.past`, which can run the fast algorithm."""
     n = flipped_kernel.shape[-1] - 1
     return flipped_kernel[..., n - m : n] @ buffer[:m]
 
 
 def pull(cotangents: torch.Tensor, kernel: torch.Tensor, j: int) -> torch.Tensor:
-    """Adjoint of :func:`history`: ``sum_{m>j} kernel[m - j] * cotangents[m]``."""
+    """One stepwise ``future`` sum, ``sum_{m>j} kernel[m - j] * cotangents[m]`` (the adjoint of
+    :func:`history`); the schemes use :meth:`Scheme.future`."""
     n = kernel.shape[-1] - 1
-    return kernel[1 : n - j + 1] @ cotangents[j + 1 :]
+    return kernel[..., 1 : n - j + 1] @ cotangents[j + 1 :]
 
 
 def add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

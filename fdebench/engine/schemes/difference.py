@@ -13,7 +13,7 @@ import math
 import torch
 
 from ..weights import grunwald_letnikov_weights, l1_weights
-from .base import Scheme, add, history, pull
+from .base import Scheme, add
 
 __all__ = ["L1", "GrunwaldLetnikov"]
 
@@ -26,14 +26,15 @@ class _Difference(Scheme):
     def forward(self) -> None:
         d, self.mu = self._kernel()
         self.kernel = d.to(self.y0)
-        flipped = self.kernel.flip(0)
         self.buf = buf = self.buffer()
         buf[0].zero_()
+        # u_{m+1} is written after its history sum: the later rows are free for partial sums
+        past = self.past(buf, self.kernel, range(1, self.n + 1), scratch=True)
         y = self.y0
         for m in range(self.n):
             self.emit(m, y)
             (f,) = self.mode.record(m, self._local, y)
-            torch.add(history(buf, flipped, m + 1), f, alpha=self.mu, out=buf[m + 1])
+            torch.add(past(m + 1), f, alpha=self.mu, out=buf[m + 1])
             y = self.y0 + buf[m + 1]
         self.emit(self.n, y)
 
@@ -42,6 +43,9 @@ class _Difference(Scheme):
 
     def backward(self) -> torch.Tensor:
         buf, n = self.buf, self.n
+        # rows < m hold u_m, read again only to rebuild inputs; otherwise free for partial sums
+        future = self.future([(buf, self.kernel)], range(n - 1, 0, -1),
+                             scratch=not self.mode.needs_inputs)
         y0_bar = torch.zeros_like(self.y0)
         for m in range(n, -1, -1):
             y_bar = self.loss_cotangent(m)
@@ -52,7 +56,7 @@ class _Difference(Scheme):
             if y_bar is not None:
                 y0_bar += y_bar
             if m:  # u_0 = 0 is a constant: its slot needs no cotangent
-                u_bar = pull(buf, self.kernel, m) if m < n else None
+                u_bar = future(m) if m < n else None
                 u_bar = add(y_bar, u_bar)
                 buf[m] = 0.0 if u_bar is None else u_bar
         return y0_bar

@@ -17,7 +17,7 @@ from ..weights import (
     product_trapezoid_first_column,
     product_trapezoid_weights,
 )
-from .base import Scheme, add, history, pull
+from .base import Scheme, add
 
 __all__ = ["FractionalABM", "FractionalEuler"]
 
@@ -37,10 +37,11 @@ class FractionalEuler(Scheme):
 
     def forward(self) -> None:
         self.kernel = self._weights()
-        flipped = self.kernel.flip(0)
         self.buf = buf = self.buffer()
+        # buf[j] is written after y_j is known: the later rows are free for partial sums
+        past = self.past(buf, self.kernel, range(1, self.n + 1), scratch=True)
         for j in range(self.n + 1):
-            y = self.y0 + history(buf, flipped, j) if j else self.y0
+            y = self.y0 + past(j) if j else self.y0
             self.emit(j, y)
             if j < self.n:
                 (f,) = self.mode.record(j, self._local, y)
@@ -51,15 +52,17 @@ class FractionalEuler(Scheme):
 
     def backward(self) -> torch.Tensor:
         buf, kernel, n = self.buf, self.kernel, self.n
-        flipped = kernel.flip(0)
+        rebuild = self.mode.needs_inputs  # y_j from the f values still in rows < j
+        # without rebuilding, rows < j (the f values) are dead: the future sums may use them
+        future = self.future([(buf, kernel)], range(n - 1, -1, -1), scratch=not rebuild,
+                             share=0.5 if rebuild else 1.0)
+        past = self.past(buf, kernel, range(n - 1, 0, -1), share=0.5) if rebuild else None
         y0_bar = torch.zeros_like(self.y0)
         for j in range(n, -1, -1):
             y_bar = self.loss_cotangent(j)
             if j < n:
-                f_bar = pull(buf, kernel, j)
-                inputs = None
-                if self.mode.needs_inputs:
-                    inputs = (self.y0 + history(buf, flipped, j) if j else self.y0,)
+                f_bar = future(j)
+                inputs = (self.y0 + past(j) if j else self.y0,) if rebuild else None
                 (vjp,) = self.mode.vjp(j, self._local, inputs, (f_bar,))
                 y_bar = add(y_bar, vjp)
             if y_bar is None:
@@ -92,21 +95,22 @@ class FractionalABM(Scheme):
 
     def forward(self) -> None:
         self._weights()
-        flipped = torch.stack([self.k_pred, self.k_corr]).flip(1)
         self.buf = buf = self.buffer()
+        # two sums per target: no single free row to hold them (no scratch)
+        past = self.past(buf, torch.stack([self.k_pred, self.k_corr]), range(1, self.n + 1))
         self.emit(0, self.y0)
         (buf[0],) = self.mode.record(0, self._first, self.y0)
         for m in range(1, self.n + 1):
-            inputs = self._inputs(buf, flipped, m)
+            inputs = self._inputs(past, buf, m)
             if m < self.n:
                 y, buf[m] = self.mode.record(m, self._step, *inputs)
             else:
                 (y,) = self.mode.record(m, self._last, *inputs)
             self.emit(m, y)
 
-    def _inputs(self, buf, flipped, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _inputs(self, past, buf, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(y^P_m, y0 + corrector history)`` from the stored ``f_0 .. f_{m-1}``."""
-        pred, corr = history(buf, flipped, m)
+        pred, corr = past(m)
         base = corr.add_(buf[0], alpha=self.first_fix[m]).add_(self.y0)
         return self.y0 + pred, base
 
@@ -122,13 +126,19 @@ class FractionalABM(Scheme):
 
     def backward(self) -> torch.Tensor:
         n, buf = self.n, self.buf
-        flipped = torch.stack([self.k_pred, self.k_corr]).flip(1)
         pred_bar = self.buffer()  # cotangents of y^P_m; `buf` takes those of the corrector base
+        rebuild = self.mode.needs_inputs  # the inputs from the f values still in rows < m
+        future = self.future([(buf, self.k_corr), (pred_bar, self.k_pred)], range(n - 1, 0, -1),
+                             scratch=not rebuild, share=0.5 if rebuild else 1.0)
+        past = None
+        if rebuild:
+            kernels = torch.stack([self.k_pred, self.k_corr])
+            past = self.past(buf, kernels, range(n, 0, -1), share=0.5)
         y0_bar = torch.zeros_like(self.y0)
         for m in range(n, 0, -1):
-            inputs = self._inputs(buf, flipped, m) if self.mode.needs_inputs else None
+            inputs = self._inputs(past, buf, m) if rebuild else None
             if m < n:
-                f_bar = pull(buf, self.k_corr, m) + pull(pred_bar, self.k_pred, m)
+                f_bar = future(m)
                 fn, cots = self._step, (self.loss_cotangent(m), f_bar)
             else:
                 fn, cots = self._last, (self.loss_cotangent(m),)
