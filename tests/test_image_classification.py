@@ -15,7 +15,7 @@ from task_setup import CPU
 
 from fdebench.runner.config import SuiteError, parse_suite
 from fdebench.tasks.image_classification import ImageClassification
-from fdebench.tasks.image_data import CIFAR_FOLDER, DataMissingError
+from fdebench.tasks.image_data import CIFAR_FOLDER, DataIntegrityError, DataMissingError
 
 MODES = ("direct", "adjoint", "checkpoint")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -64,7 +64,8 @@ def test_digits_learns():
 
 
 def _write_cifar(root: Path, n_per_batch: int = 20) -> None:
-    """Generated CIFAR-10 files in torchvision's layout (their md5 sums differ, of course)."""
+    """Generated CIFAR-10 files in torchvision's layout (their md5 sums are not torchvision's:
+    a test that wants them loaded registers them with :func:`_register_checksums`)."""
     folder = root / CIFAR_FOLDER
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -78,17 +79,44 @@ def _write_cifar(root: Path, n_per_batch: int = 20) -> None:
         pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
 
 
-def test_cifar10_layout(tmp_path):
+def _register_checksums(monkeypatch, root: Path) -> None:
+    """Make torchvision's CIFAR10 expect the generated files' md5 sums (in this test only)."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import calculate_md5
+
+    folder = root / CIFAR_FOLDER
+
+    def md5(name: str) -> list[str]:
+        return [name, calculate_md5(str(folder / name))]
+
+    monkeypatch.setattr(CIFAR10, "train_list", [md5(f"data_batch_{i}") for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [md5("test_batch")])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5("batches.meta")[1]})
+
+
+def test_cifar10_layout(tmp_path, monkeypatch):
     _write_cifar(tmp_path)
-    with pytest.warns(UserWarning, match="integrity"):
-        task = make(dataset="cifar10", data_root=str(tmp_path), width=8, batch_size=16,
-                    max_steps=2, augment=True)
+    _register_checksums(monkeypatch, tmp_path)
+    task = make(dataset="cifar10", data_root=str(tmp_path), width=8, batch_size=16,
+                max_steps=2, augment=True)
     assert task.x_train.shape == (100, 3, 32, 32) and task.x_test.shape == (20, 3, 32, 32)
     assert task.iterations == 2
     loss = task.loss(task.model)
     loss.backward()
     assert torch.isfinite(loss)
     assert 0.0 <= task.evaluate()["test_accuracy"] <= 1.0
+
+
+def test_cifar10_files_failing_their_checksums_are_never_unpickled(tmp_path, monkeypatch):
+    """Pickles with unknown checksums are refused by name, before the unpickler sees them."""
+    _write_cifar(tmp_path)
+    opened = []
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: opened.append(a) or {})
+    with pytest.raises(DataIntegrityError) as info:
+        make(dataset="cifar10", data_root=str(tmp_path))
+    message = str(info.value)
+    assert "data_batch_1" in message and "download: true" in message and "md5" in message
+    assert len(message.splitlines()) == 1 and not opened
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])

@@ -7,9 +7,9 @@ Data sets:
 
 * ``mnist`` and ``cifar10`` through torchvision, under a root resolved by :func:`resolve_root`
   (the ``data_root`` parameter, else ``$FDEBENCH_DATA``, else ``~/.cache/fdebench/data``).
-  CIFAR-10 files whose md5 sums do not match torchvision's (for instance generated test data in
-  the torchvision layout) are read by :func:`read_cifar_batches`, a small reader of the same
-  pickle layout, with a warning.
+  CIFAR-10 ships as Python pickles, and unpickling an unknown file runs its code: a file whose
+  md5 sum does not match torchvision's list is refused (:class:`DataIntegrityError`, naming the
+  file and the fix) and never opened by the unpickler.
 * ``digits``: scikit-learn's bundled 8 x 8 digits (no download), a fixed 80/20 split.
 * ``synthetic``: seeded random images with a class-dependent mean (learnable, barely).
 """
@@ -17,16 +17,15 @@ Data sets:
 from __future__ import annotations
 
 import os
-import pickle
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..errors import InputError
+
 __all__ = [
-    "DATASETS", "DESCRIPTIONS", "DataMissingError", "load_dataset", "normalise",
-    "read_cifar_batches", "resolve_root", "subset",
+    "DATASETS", "DESCRIPTIONS", "DataIntegrityError", "DataMissingError", "load_dataset",
+    "normalise", "resolve_root", "subset",
 ]
 
 DATASETS = ("mnist", "cifar10", "digits", "synthetic")
@@ -38,12 +37,14 @@ DESCRIPTIONS = {
 }
 Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 CIFAR_FOLDER = "cifar-10-batches-py"
-CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR_TEST = ("test_batch",)
 
 
 class DataMissingError(FileNotFoundError):
     """A data set's files are not where we looked (and were not, or could not be, downloaded)."""
+
+
+class DataIntegrityError(InputError):
+    """A data file is there but is not the file its checksum list names."""
 
 
 def resolve_root(data_root: str = "") -> Path:
@@ -74,31 +75,40 @@ def load_mnist(root: Path, download: bool) -> Arrays:
         test.targets.long()
 
 
-def read_cifar_batches(folder: Path, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``n x 3 x 32 x 32`` (uint8) and labels from CIFAR-10 pickle batches in ``folder``."""
-    data, labels = [], []
-    for name in names:
-        with open(folder / name, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
-        data.append(np.asarray(entry["data"], dtype=np.uint8))
-        labels.extend(entry["labels"])
-    x = torch.from_numpy(np.vstack(data).reshape(-1, 3, 32, 32))
-    return x, torch.tensor(labels, dtype=torch.long)
+def _cifar_integrity(root: Path, download: bool) -> None:
+    """Refuse CIFAR-10 files that are missing (:class:`DataMissingError`, unless ``download``)
+    or fail torchvision's md5 list (:class:`DataIntegrityError`), before anything unpickles
+    them."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import calculate_md5
+
+    folder = root / CIFAR10.base_folder
+    expected = [*CIFAR10.train_list, *CIFAR10.test_list,
+                [CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
+    missing = [name for name, _ in expected if not (folder / name).is_file()]
+    if missing:
+        if download:
+            return  # torchvision downloads and checks them
+        raise _missing("CIFAR-10", folder, download, None)
+    for name, md5 in expected:
+        actual = calculate_md5(str(folder / name))
+        if actual != md5:
+            raise DataIntegrityError(
+                f"CIFAR-10 file {folder / name} fails its integrity check (md5 {actual}, "
+                f"expected {md5}): refused, since unpickling an unknown file runs its code. "
+                f"Fix: delete {folder} and run with download: true, or put the original "
+                "CIFAR-10 python files there.")
 
 
 def load_cifar10(root: Path, download: bool) -> Arrays:
-    """CIFAR-10 via torchvision; files failing its md5 check are read by our own reader."""
+    """CIFAR-10 via torchvision, after :func:`_cifar_integrity`."""
     from torchvision.datasets import CIFAR10
 
-    folder = root / CIFAR_FOLDER
+    _cifar_integrity(root, download)
     try:
         train, test = (CIFAR10(str(root), train=t, download=download) for t in (True, False))
-    except Exception as exc:
-        if not all((folder / n).is_file() for n in CIFAR_TRAIN + CIFAR_TEST):
-            raise _missing("CIFAR-10", folder, download, exc) from exc
-        warnings.warn(f"CIFAR-10 files in {folder} fail torchvision's integrity check; "
-                      "reading them anyway", stacklevel=2)
-        return (*read_cifar_batches(folder, CIFAR_TRAIN), *read_cifar_batches(folder, CIFAR_TEST))
+    except Exception as exc:  # the download failed offline
+        raise _missing("CIFAR-10", root / CIFAR_FOLDER, download, exc) from exc
 
     def chw(ds: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), \
