@@ -23,17 +23,18 @@ Environment:
 
 ``benchmark.extra_info`` records the configuration, ``state_bytes`` (``|y|``), the field
 evaluations of one pass (``nfe_forward``, ``nfe_backward``) and the peak extra memory of one
-pass: ``peak_extra_bytes`` with every grid time returned (as timed) and
-``peak_extra_bytes_final`` with only ``t = 1`` returned (the solver's own memory).  On CUDA it is
-``max_memory_allocated()`` above the allocation just before the pass, measured in this process;
-on CPU the RSS peak above baseline in a fresh process (:mod:`benchmarks.memory_probe`).
+pass: ``peak_mem_bytes`` with every grid time returned (as timed) and ``peak_mem_bytes_final``
+with only ``t = 1`` returned (the solver's own memory): the tensor bytes torch's allocator holds
+above the start of the pass (:class:`fdebench.measure.AllocatorPeak`, the project's one memory
+recipe: ``max_memory_allocated`` on CUDA, the profiler's allocation events on the CPU, in an
+untimed pass of its own).
 
 Ratios, each measured in this process so that the machine's speed and load cancel
 (:func:`benchmarks.gate.time_ratio`: both sides timed back to back, alternating, the median of
 the per-round ratios):
 
 * ``adjoint`` and ``checkpoint`` rows: ``<mode>_direct_time_ratio`` (this pass over the same pass
-  with direct gradients) and ``<mode>_direct_mem_ratio`` (``peak_extra_bytes_final`` over
+  with direct gradients) and ``<mode>_direct_mem_ratio`` (``peak_mem_bytes_final`` over
   direct's);
 * ``direct`` rows at ``alpha < 1``: ``fractional_alpha1_time_ratio`` (over the same pass at
   ``alpha = 1``);
@@ -49,8 +50,7 @@ import pytest
 import torch
 
 from .fields import bench_device
-from .gate import time_ratio
-from .memory_probe import measure, probe
+from .gate import peak_bytes, time_ratio
 from .workload import Workload, make_workload
 
 ALPHA = 0.5
@@ -109,7 +109,7 @@ def _memory(
     info = dict(_PEAKS[key])
     if gradient != "direct":
         direct = _memory(field, method, "direct", steps, alpha, solver)
-        ratio = info["peak_extra_bytes_final"] / max(direct["peak_extra_bytes_final"], 1)
+        ratio = info["peak_mem_bytes_final"] / max(direct["peak_mem_bytes_final"], 1)
         info[f"{gradient}_direct_mem_ratio"] = ratio
     return info
 
@@ -117,28 +117,19 @@ def _memory(
 def _measure_memory(
     field: str, method: str, gradient: str, steps: int, alpha: float, solver: str
 ) -> dict[str, Any]:
-    device = bench_device()
-    if device.type == "cuda":
-        peaks, how = {}, ""
-        for outputs in ("all", "final"):
-            work = make_workload(
-                field, method, gradient, steps, alpha, device, solver=solver, outputs=outputs
-            )
-            work.run()  # warm-up; also allocates the parameter gradients
-            work.zero_grad()
-            peaks[outputs], how = measure(work, device)
-            del work
-    else:
-        report = probe(
-            field, method, gradient, steps, alpha, device,
-            solver=solver, threads=torch.get_num_threads(),
-        )
-        peaks, how = report["peak_extra_bytes"], report["measured_by"]
-    return {
-        "peak_extra_bytes": peaks["all"],
-        "peak_extra_bytes_final": peaks["final"],
-        "memory_measured_by": how,
-    }
+    """The allocator peak of one pass above its start, every grid time and the final one only
+    (the one memory recipe, :class:`fdebench.measure.AllocatorPeak`, measured after a warm-up
+    pass that also allocates the parameter gradients)."""
+    peaks = {}
+    for outputs in ("all", "final"):
+        work = make_workload(field, method, gradient, steps, alpha, bench_device(),
+                             solver=solver, outputs=outputs)
+        work.run()
+        work.zero_grad()
+        peaks[outputs] = peak_bytes(work.run)
+        del work
+    return {"peak_mem_bytes": peaks["all"], "peak_mem_bytes_final": peaks["final"],
+            "memory_measured_by": "torch allocator peak"}
 
 
 def _ratios(

@@ -4,14 +4,14 @@ Usage (from the repository root)::
 
     python -m benchmarks.summarize .benchmarks/<machine>/<run>.json > summary.md
 
-It prints the table of every benchmark (median time, peak extra memory and its ratio to
+It prints the table of every benchmark (median time, peak memory (allocator) and its ratio to
 ``N x |y|``) and the performance targets, each with its measured value and PASS or FAIL:
 
-1. adjoint peak extra memory <= 0.3 x direct's at N = 200 (per field, method);
+1. adjoint peak memory (allocator) <= 0.3 x direct's at N = 200 (per field, method);
 2. adjoint time <= 1.5 x direct time (per field, method, N);
 3. alpha = 1, euler: fdebench direct time <= 1.25 x torchdiffeq's (per N);
 4. MLP field: time(N=400) / time(N=100) <= 4^1.3 (per method, gradient);
-5. adjoint peak extra memory <= 1.3 x N x |y| at N = 200 (per field, method).
+5. adjoint peak memory (allocator) <= 1.3 x N x |y| at N = 200 (per field, method).
 
 The memory targets are evaluated twice: with every grid time returned (what the benchmarks time:
 ``ys`` and its cotangent then add ``2 (N + 1) |y|`` whatever the gradient mode) and with only the
@@ -36,7 +36,7 @@ VARIANTS = (("all", "all outputs returned"), ("final", "final output only"))
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmark: its configuration, median time (s) and peak extra memory (bytes)."""
+    """One benchmark: its configuration, median time (s) and peak memory (allocator) (bytes)."""
 
     field: str
     method: str
@@ -50,11 +50,11 @@ class Row:
     peak_final: int | None
 
     def peak_of(self, variant: str) -> int | None:
-        """The peak extra memory with ``"all"`` outputs or the ``"final"`` one only."""
+        """The peak memory (allocator) with ``"all"`` outputs or the ``"final"`` one only."""
         return self.peak if variant == "all" else self.peak_final
 
     def ratio(self, variant: str) -> float | None:
-        """Peak extra memory over ``N x |y|``."""
+        """Peak memory (allocator bytes) over ``N x |y|``."""
         peak = self.peak_of(variant)
         return None if peak is None else peak / (self.n * self.state_bytes)
 
@@ -90,8 +90,8 @@ def load(path: str | Path) -> list[Row]:
                 field=info["field"], method=info["method"], gradient=info["gradient"],
                 n=int(info["n_steps"]), alpha=float(info["alpha"]),
                 solver=info.get("solver", "fdebench"), median=float(bench["stats"]["median"]),
-                state_bytes=int(info["state_bytes"]), peak=info.get("peak_extra_bytes"),
-                peak_final=info.get("peak_extra_bytes_final"),
+                state_bytes=int(info["state_bytes"]), peak=info.get("peak_mem_bytes"),
+                peak_final=info.get("peak_mem_bytes_final"),
             )
         )
     return rows
@@ -182,8 +182,8 @@ def render(rows: list[Row], source: str = "") -> str:
         lines += [
             f"## alpha = {frac[0].alpha}: one forward+backward pass",
             "",
-            "Peak extra memory with every grid time returned (as timed) and, in the last two "
-            "columns, with only the final time returned; S = |y| = state bytes "
+            "Peak memory (allocator bytes) with every grid time returned (as timed) and, in the "
+            "last two columns, with only the final time returned; S = |y| = state bytes "
             f"({frac[0].state_bytes} for {frac[0].field}).",
             "",
             "| field | method | gradient | N | median time (s) | peak extra (MiB) | "
