@@ -52,7 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{len(runs)} runs ({sum(1 for r in runs if r.skip)} skipped)", file=sys.stderr)
         return 0
     counts = run_suite(suite, args.results_dir, device=args.device, only=args.only,
-                       force=args.force, quiet=args.quiet)
+                       force=args.force, quiet=args.quiet, executor=args.executor,
+                       jobs=args.jobs, address=args.address)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"suite {suite.name}: {summary or 'nothing to run'}")
     from .results import RUNS_FILE
@@ -117,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="redo runs already recorded ok")
     run.add_argument("--dry-run", action="store_true", help="print the expanded runs and exit")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--executor", default="local", metavar="NAME",
+                     help="local: this machine (default); ray: a Ray cluster (pip install "
+                     "'fdebench[ray]')")
+    run.add_argument("--jobs", type=_positive, metavar="N",
+                     help="runs at once (default: 1 locally, one GPU each on CUDA; on Ray, as "
+                     "many as the cluster holds)")
+    run.add_argument("--address", metavar="ADDR",
+                     help="the Ray cluster to use: auto or HOST:PORT (default: start a private "
+                     "Ray instance here)")
     run.set_defaults(handler=_run)
 
     report = sub.add_parser("report", help="write the report of stored results",
@@ -171,6 +181,17 @@ def _steps(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     if not 16 <= value <= 100_000:
         raise argparse.ArgumentTypeError(f"must be between 16 and 100000, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """``--jobs``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import ClassVar
 
+import psutil
 import torch
 
 from fdebench.tasks import FDEBlock, Task
@@ -18,6 +21,7 @@ class Decay(Task):
     metrics = ("rate_error",)
 
     def setup(self) -> None:
+        note_pid()
         self.rate = torch.nn.Parameter(torch.tensor(0.5, device=self.device))
         field = _Rate(self.rate)
         t = torch.linspace(0, self.config["t_end"], self.n_steps(self.config) + 1)
@@ -35,6 +39,14 @@ class Decay(Task):
 
     def evaluate(self):
         return {"rate_error": abs(self.rate.item() - 1.0)}
+
+
+def note_pid() -> None:
+    """Leave this run's process id in ``$FDEBENCH_TEST_PIDS`` (if set): a test can then check
+    that no run outlived its driver."""
+    folder = os.environ.get("FDEBENCH_TEST_PIDS")
+    if folder:
+        Path(folder, str(os.getpid())).touch()
 
 
 class _Rate(torch.nn.Module):
@@ -82,7 +94,32 @@ class Slow(Decay):
     name = "fake_slow"
 
     def setup(self) -> None:
+        note_pid()
         time.sleep(60)
 
 
-TASKS = [Decay, Raises, NotFinite, StopsEarly, Slow]
+class Exits(Decay):
+    """Its process dies without a word, as in a segfault or a native abort."""
+
+    name = "fake_exit"
+
+    def setup(self) -> None:
+        os._exit(3)
+
+
+class LosesItsRayWorker(Decay):
+    """Kills the Ray worker whose task started this run (the parent of its fork server), then
+    waits to be taken down with it."""
+
+    name = "fake_lose"
+
+    def setup(self) -> None:
+        note_pid()
+        worker = psutil.Process(os.getppid()).parent()
+        if not worker.cmdline()[0].startswith("ray::"):
+            raise RuntimeError(f"not started by a Ray worker: {worker.cmdline()[:2]}")
+        worker.kill()
+        time.sleep(60)
+
+
+TASKS = [Decay, Raises, NotFinite, StopsEarly, Slow, Exits, LosesItsRayWorker]

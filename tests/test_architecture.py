@@ -22,7 +22,7 @@ RULES = {
     "results": ({"pandas", "numpy"}, set()),
     "report": ({"pandas", "numpy", "matplotlib", "tabulate"}, {"results"}),
     "compare": ({"pandas", "numpy", "tabulate"}, {"results"}),
-    "runner": ({"torch", "yaml", "tqdm"}, {"engine", "tasks", "measure", "results"}),
+    "runner": ({"torch", "yaml", "tqdm", "ray"}, {"engine", "tasks", "measure", "results"}),
 }
 
 

@@ -39,6 +39,15 @@ class RunRecord:
     started_at: str | None = None
     wall_s: float | None = None
 
+    # ---- how it ran -----------------------------------------------------------------------
+    #: the executor that ran it (``local`` or ``ray``, see fdebench.runner.executors)
+    executor: str | None = None
+    #: the host name of the machine it ran on (``None``: lost before it said)
+    node: str | None = None
+    #: the most runs of this suite that ran on that node at once while it ran, itself included
+    #: (1: alone); times measured at different concurrency on one node are not comparable
+    concurrent_runs: int | None = None
+
     # ---- time: medians over the timed iterations (after warm-up) -----------------------
     time_per_iter_s: float | None = None
     time_per_iter_iqr_s: float | None = None

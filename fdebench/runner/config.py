@@ -20,8 +20,8 @@ from ..errors import InputError
 from ..tasks import ENGINE_DEFAULTS, TASKS
 
 __all__ = [
-    "BUNDLED", "Measure", "Suite", "SuiteError", "TaskEntry", "bundled_suites", "find_suite",
-    "load_suite",
+    "BUNDLED", "Measure", "Resources", "Suite", "SuiteError", "TaskEntry", "bundled_suites",
+    "find_suite", "load_suite",
 ]
 
 #: the suites shipped inside the package (package data: there in any install)
@@ -64,6 +64,22 @@ class Measure:
     threads: int | None = None  # torch intra-op threads per run; None: torch's default
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one run holds while it runs (the Ray executor reserves it; see
+    fdebench.runner.executors)."""
+
+    cpus: int = 1
+    gpus: int | None = None  # None: one GPU per run on CUDA, none on the CPU
+
+    def gpus_on(self, device: str) -> int:
+        """GPUs per run on ``device`` (``cpu`` or ``cuda``): one per run on CUDA by default, so
+        that two runs never share a GPU and its memory figures stay per run."""
+        if self.gpus is not None:
+            return self.gpus
+        return 1 if device == "cuda" else 0
+
+
 @dataclass
 class TaskEntry:
     task: str
@@ -79,6 +95,7 @@ class Suite:
     description: str = ""
     seeds: list[int] = field(default_factory=lambda: [0])
     measure: Measure = field(default_factory=Measure)
+    resources: Resources = field(default_factory=Resources)
     defaults: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     tasks: list[TaskEntry] = field(default_factory=list)
@@ -200,7 +217,8 @@ class _Checker:
         return {k: v for k, v in grid.items() if isinstance(v, list)}
 
 
-TOP_KEYS = {"name", "description", "device", "seeds", "measure", "defaults", "grid", "tasks"}
+TOP_KEYS = {"name", "description", "device", "seeds", "measure", "resources", "defaults", "grid",
+            "tasks"}
 MEASURE_CHECKS = {
     "warmup_iters": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0
     else f"must be an integer >= 0, got {v!r}",
@@ -211,6 +229,14 @@ MEASURE_CHECKS = {
     "threads": lambda v: None if v is None or (isinstance(v, int) and not isinstance(v, bool)
                                                and v >= 1)
     else f"must be an integer >= 1 or null, got {v!r}",
+}
+RESOURCE_CHECKS = {
+    "cpus": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    else f"must be an integer >= 1, got {v!r}",
+    # whole GPUs only: a fraction would let two runs share a GPU and each other's memory figures
+    "gpus": lambda v: None if v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                            and v >= 0)
+    else f"must be an integer >= 0 or null (one per run on CUDA), got {v!r}",
 }
 
 
@@ -251,6 +277,9 @@ def parse_suite(data: Any, source: str = "<suite>", lines: dict | None = None,
     measure = c.mapping(data.get("measure"), ("measure",), set(MEASURE_CHECKS))
     c.values(measure, ("measure",), MEASURE_CHECKS)
     suite.measure = Measure(**{k: v for k, v in measure.items() if k in MEASURE_CHECKS})
+    resources = c.mapping(data.get("resources"), ("resources",), set(RESOURCE_CHECKS))
+    c.values(resources, ("resources",), RESOURCE_CHECKS)
+    suite.resources = Resources(**{k: v for k, v in resources.items() if k in RESOURCE_CHECKS})
     suite.defaults = c.mapping(data.get("defaults"), ("defaults",), all_keys())
     c.values(suite.defaults, ("defaults",), ENGINE_CHECKS)
     suite.grid = c.grid(data.get("grid"), ("grid",), {k: None for k in all_keys()}

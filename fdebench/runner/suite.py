@@ -1,29 +1,23 @@
-"""Run a suite: expand it, skip what is already recorded ``ok``, execute each run in a process
-of its own (forked from a torch-preloaded server) with a time limit, append its record at once,
-and keep going whatever happens."""
+"""Run a suite: expand it, skip what is already recorded ``ok``, hand the rest to an executor
+(each run in a process of its own with a time limit, one or several at a time, here or on a Ray
+cluster: see :mod:`.executors`), append each record as its run ends, and keep going whatever
+happens.  This driver is the only writer of records."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import signal
 import sys
-import tempfile
-import time
-from collections import Counter
-from multiprocessing.process import BaseProcess
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from ..errors import InputError
 from ..results import RUNS_FILE, append_record, completed_ok
 from .config import Suite
-from .execute import failure_record, resolve_device
+from .executors import EXECUTORS, Executor, Started
 from .grid import RunSpec, expand
-from .worker import start_run
 
 __all__ = ["plan", "run_suite"]
 
@@ -43,42 +37,83 @@ def _matches(run_id: str, pattern: str) -> bool:
     return re.fullmatch(regex, run_id) is not None
 
 
-def _subprocess(spec: dict[str, Any], limit: float) -> dict[str, Any] | str:
-    """Run one spec in a process of its own (see :mod:`.worker`); its record, or why there is
-    none."""
-    with tempfile.TemporaryDirectory(prefix="fdebench-") as tmp:
-        spec_path, out_path, err_path = (Path(tmp, n) for n in ("spec.json", "record.json",
-                                                                "stderr.txt"))
-        spec_path.write_text(json.dumps(spec))
-        process = start_run(spec_path, out_path, err_path)
-        try:
-            process.join(limit)
-        except BaseException:  # Ctrl-C: take the run down with the suite
-            _kill(process)
-            raise
-        if process.is_alive():
-            _kill(process)
-            return f"timeout: exceeded the time limit of {limit:g} s"
-        if out_path.exists():
-            return json.loads(out_path.read_text())
-        if process.exitcode == -signal.SIGKILL:
-            return "oom: killed by SIGKILL (out of memory?)"
-        stderr = err_path.read_text(errors="replace") if err_path.exists() else ""
-        tail = stderr.strip().splitlines()[-1:] or ["no output"]
-        return f"error: worker exited with code {process.exitcode}: {tail[0]}"
+def _spec(suite: Suite, run: RunSpec, device: str) -> dict[str, Any]:
+    """What a worker needs to execute ``run`` (see :func:`.execute.execute`)."""
+    return {"suite": suite.name, "run_id": run.run_id, "task": run.task, "config": run.config,
+            "config_hash": run.config_hash, "id_keys": run.id_keys,
+            "measure": suite.measure.__dict__, "device": device}
 
 
-def _kill(process: BaseProcess) -> None:
-    """Kill the run and anything it started (it leads its own process group)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.join()
+class _Concurrency:
+    """Which runs are going on which node, and the most that ran beside each one."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, set[int]] = defaultdict(set)
+        self.node: dict[int, str] = {}
+        self.peak: dict[int, int] = {}
+
+    def start(self, index: int, node: str) -> None:
+        self.node[index] = node
+        together = self.running[node]
+        together.add(index)
+        for other in together:
+            self.peak[other] = max(self.peak.get(other, 0), len(together))
+
+    def end(self, index: int) -> tuple[str | None, int | None]:
+        """``(node, concurrent_runs)`` of a run that ended (``None``: it never said it
+        started)."""
+        node = self.node.pop(index, None)
+        if node is not None:
+            self.running[node].discard(index)
+        return node, self.peak.pop(index, None)
 
 
-def _failure(spec: dict[str, Any], reason: str, wall: float) -> dict[str, Any]:
-    """The record of a run whose worker left none (``reason`` is ``"status: message"``)."""
-    status, message = reason.split(": ", 1)
-    return failure_record(spec, status, message, wall)
+class _Progress:
+    """The progress bar: finished/total and an ETA, how many run now, ok and failed."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.bar = tqdm(total=total, disable=quiet, unit="run", dynamic_ncols=True,
+                        file=sys.stderr)
+        self.running, self.ok, self.failed = 0, 0, 0
+
+    def started(self) -> None:
+        self.running += 1
+        self._show()
+
+    def finished(self, status: str) -> None:
+        self.running -= 1
+        self.ok += status == "ok"
+        self.failed += status != "ok"
+        self.bar.update(1)
+        self._show()
+
+    def _show(self) -> None:
+        self.bar.set_description(f"{self.running} running", refresh=False)
+        self.bar.set_postfix(ok=self.ok, failed=self.failed)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _execute(suite: Suite, todo: list[RunSpec], executor: Executor, path: Path, counts: Counter,
+             quiet: bool) -> None:
+    """Run ``todo`` on ``executor``; append each record as its run ends, saying how it ran."""
+    specs = [_spec(suite, run, executor.device) for run in todo]
+    concurrency, progress = _Concurrency(), _Progress(len(specs), quiet)
+    try:
+        for event in executor.run(specs, suite.measure.time_limit_s):
+            if isinstance(event, Started):
+                concurrency.start(event.index, event.node)
+                progress.started()
+                continue
+            node, together = concurrency.end(event.index)
+            record = {**event.record, "executor": executor.name, "node": node,
+                      "concurrent_runs": together}
+            append_record(path, record)
+            counts[record["status"]] += 1
+            progress.finished(record["status"])
+    finally:
+        progress.close()
 
 
 def run_suite(
@@ -89,11 +124,22 @@ def run_suite(
     only: str | None = None,
     force: bool = False,
     quiet: bool = False,
+    executor: str = "local",
+    jobs: int | None = None,
+    address: str | None = None,
 ) -> Counter:
     """Execute the suite's runs; return the count of each status (``skipped`` and ``cached``
     included).  Records go to ``results_dir/<suite>/runs.jsonl`` as each run ends; a progress
-    bar shows the current run, finished/total and an ETA unless ``quiet``."""
-    resolve_device(device or suite.device)  # a device that is not there: refused up front
+    bar shows finished/total, an ETA, the runs going on, ok and failed, unless ``quiet``.
+
+    ``executor`` (see :mod:`.executors`) runs them, ``jobs`` at a time (default: one locally,
+    the cluster's capacity on Ray), on the Ray cluster at ``address`` if given."""
+    if executor not in EXECUTORS:
+        raise InputError(f"unknown executor {executor!r}; valid executors: "
+                         f"{', '.join(sorted(EXECUTORS))}")
+    # the options (and a device that is not there) are refused before anything is written
+    runner = EXECUTORS[executor](jobs=jobs, address=address, resources=suite.resources,
+                                 device=device or suite.device)
     path = results_dir / suite.name / RUNS_FILE
     done = {} if force else completed_ok(path)
     counts: Counter = Counter()
@@ -101,17 +147,7 @@ def run_suite(
     todo = [r for r in runs if not r.skip and done.get(r.run_id) != r.config_hash]
     counts["skipped"] = sum(1 for r in runs if r.skip)
     counts["cached"] = len(runs) - len(todo) - counts["skipped"]
-    bar = tqdm(todo, disable=quiet, unit="run", dynamic_ncols=True, file=sys.stderr)
-    for run in bar:
-        bar.set_description(run.run_id)
-        spec = {"suite": suite.name, "run_id": run.run_id, "task": run.task,
-                "config": run.config, "config_hash": run.config_hash, "id_keys": run.id_keys,
-                "measure": suite.measure.__dict__, "device": device or suite.device}
-        start = time.perf_counter()
-        outcome = _subprocess(spec, suite.measure.time_limit_s)
-        if isinstance(outcome, str):
-            outcome = _failure(spec, outcome, time.perf_counter() - start)
-        append_record(path, outcome)
-        counts[outcome["status"]] += 1
-        bar.set_postfix({k: v for k, v in counts.items() if v and k not in ("skipped", "cached")})
+    if todo:
+        with runner:
+            _execute(suite, todo, runner, path, counts, quiet)
     return +counts

@@ -3,25 +3,39 @@
 A process per run makes peak memory a per-run figure and keeps a crash, an out-of-memory kill or
 a leak from taking the suite down.  The runs are forked from a ``forkserver`` that imported
 torch once (about 2 s saved per run; the server has run no torch operation, so the fork is
-clean), see :func:`start_run`.  ``python -m fdebench.runner.worker SPEC.json OUT.json`` runs
-one spec in a fresh interpreter instead.  Either way the record is written to OUT.json
-atomically.
+clean), see :func:`start_run`; :class:`RunProcess` watches one of them against its time limit
+and turns however it ended into a record.  ``python -m fdebench.runner.worker SPEC.json
+OUT.json`` runs one spec in a fresh interpreter instead.  Either way the record is written to
+OUT.json atomically.
+
+A run dies with whatever started it: it asks the kernel for SIGKILL when the fork server exits,
+and the fork server exits as soon as the process that started it is gone (the driver, or the
+Ray worker of the ``ray`` executor), so a driver killed with ``kill -9`` or a lost Ray worker
+leaves no run behind holding a GPU (Linux; elsewhere such a run finishes unrecorded).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import tempfile
+import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main", "start_run"]
+from .execute import failure_record
+
+__all__ = ["RunProcess", "main", "run_in_process", "start_run"]
 
 #: freed tensors go back to the system, so RSS tracks live memory (see measure.memory); glibc
 #: reads it when a process starts, so it must be in the fork server's environment
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def main(argv: list[str]) -> int:
@@ -37,9 +51,22 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    """SIGKILL this process when its parent, the fork server, exits (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it exited before the request took effect
+        os._exit(1)
+
+
 def _forked(spec_path: str, out_path: str, err_path: str, environ: dict[str, str]) -> None:
-    """The forked run: its own session (the parent kills the group on timeout), the caller's
-    current environment, output to ``err_path``."""
+    """The forked run: tied to the fork server's life, its own session (the parent kills the
+    group on timeout), the given environment, output to ``err_path``."""
+    _die_with_parent()
     os.setsid()
     os.environ.clear()
     os.environ.update(environ)
@@ -49,20 +76,79 @@ def _forked(spec_path: str, out_path: str, err_path: str, environ: dict[str, str
     sys.exit(main([spec_path, out_path]))
 
 
-def start_run(spec_path: Path, out_path: Path, err_path: Path) -> BaseProcess:
-    """Start one run forked from the torch-preloaded fork server (started on first use)."""
+def start_run(spec_path: Path, out_path: Path, err_path: Path,
+              environ: dict[str, str]) -> BaseProcess:
+    """Start one run with the environment ``environ``, forked from the torch-preloaded fork
+    server (started on first use)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch"])
     saved = dict(os.environ)
     os.environ.update({**MALLOC_ENV, **saved})
     try:
         process = context.Process(target=_forked, daemon=True, args=(
-            str(spec_path), str(out_path), str(err_path), saved))
+            str(spec_path), str(out_path), str(err_path), environ))
         process.start()
     finally:
         os.environ.clear()
         os.environ.update(saved)
     return process
+
+
+class RunProcess:
+    """One run of ``spec`` in a process of its own, started at once, with ``limit`` seconds.
+
+    Wait on :attr:`sentinel` until :attr:`deadline`, then take :meth:`record`; :meth:`kill`
+    takes the run down (Ctrl-C)."""
+
+    def __init__(self, spec: dict[str, Any], limit: float, environ: dict[str, str]) -> None:
+        self.spec, self.limit = spec, limit
+        self._folder = tempfile.TemporaryDirectory(prefix="fdebench-")
+        folder = Path(self._folder.name)
+        self._out, self._err = folder / "record.json", folder / "stderr.txt"
+        (folder / "spec.json").write_text(json.dumps(spec))
+        self.started = time.monotonic()
+        self.deadline = self.started + limit
+        self.process = start_run(folder / "spec.json", self._out, self._err, environ)
+        self.sentinel = self.process.sentinel
+
+    def record(self) -> dict[str, Any]:
+        """The run's record: its own, or why there is none (killed first if still running,
+        i.e. past its time limit)."""
+        if self.process.is_alive():
+            self.kill()
+            return self._failure("timeout", f"exceeded the time limit of {self.limit:g} s")
+        try:
+            if self._out.exists():
+                return json.loads(self._out.read_text())
+            if self.process.exitcode == -signal.SIGKILL:
+                return self._failure("oom", "killed by SIGKILL (out of memory?)")
+            stderr = self._err.read_text(errors="replace") if self._err.exists() else ""
+            tail = stderr.strip().splitlines()[-1:] or ["no output"]
+            return self._failure("error", f"worker exited with code {self.process.exitcode}: "
+                                 f"{tail[0]}")
+        finally:
+            self._folder.cleanup()
+
+    def _failure(self, status: str, message: str) -> dict[str, Any]:
+        return failure_record(self.spec, status, message, time.monotonic() - self.started)
+
+    def kill(self) -> None:
+        """Kill the run and anything it started (it leads its own process group)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.join()
+        self._folder.cleanup()
+
+
+def run_in_process(spec: dict[str, Any], limit: float, environ: dict[str, str]) -> dict[str, Any]:
+    """Run ``spec`` in a process of its own within ``limit`` seconds; its record."""
+    run = RunProcess(spec, limit, environ)
+    try:
+        run.process.join(limit)
+    except BaseException:  # Ctrl-C: take the run down with its caller
+        run.kill()
+        raise
+    return run.record()
 
 
 if __name__ == "__main__":
