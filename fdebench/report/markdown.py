@@ -13,6 +13,7 @@ from .grouping import config_keys, format_value, metric_names, with_n_steps
 from .series import scaling_panels, time_memory_panels, training_curves
 from .tables import (
     MIB,
+    concurrency_warning,
     environment_table,
     exponent_table,
     failed_table,
@@ -119,6 +120,8 @@ def _task_section(task: str, runs: pd.DataFrame, folder: Path) -> list[str]:
         return [*lines, "No successful runs: see *Failed runs* below.", ""]
     if metrics:
         lines += [f"Headline metric: `{metrics[0]}`.", ""]
+    if warning := concurrency_warning(runs):
+        lines += [warning, ""]
     summary = gradient_summary(runs, keys, metrics)
     lines += [gradient_table(summary, keys, metrics), ""]
     lines += _scaling_section(task, runs, keys, folder)

@@ -11,8 +11,8 @@ from .grouping import format_value, ordered_modes
 from .series import Panel
 
 __all__ = [
-    "STATUS_ORDER", "environment_table", "exponent_table", "failed_table", "gradient_summary",
-    "gradient_table", "markdown_table", "status_counts",
+    "STATUS_ORDER", "concurrency_warning", "environment_table", "exponent_table", "failed_table",
+    "gradient_summary", "gradient_table", "markdown_table", "status_counts",
 ]
 
 MIB = 2**20
@@ -22,7 +22,8 @@ ENVIRONMENT = (
     ("env.device_name", "device name"), ("device", "torch device"),
     ("env.torch_version", "torch"), ("env.python", "python"), ("env.cpu", "cpu"),
     ("env.threads", "threads"), ("env.git_commit", "git commit"),
-    ("env.fdebench_version", "fdebench"), ("env.hostname", "host"),
+    ("env.fdebench_version", "fdebench"), ("env.hostname", "host"), ("executor", "executor"),
+    ("concurrent_runs", "runs at once on a node"),
 )
 _MEASURES = ("peak_mem_bytes", "peak_rss_bytes", "nvml_peak_used_bytes", "time_per_iter_s",
              "grad_rel_err")
@@ -55,6 +56,24 @@ def environment_table(runs: pd.DataFrame) -> pd.DataFrame:
             if values:
                 rows.append({"": label, "value(s)": ", ".join(values)})
     return pd.DataFrame(rows, columns=["", "value(s)"])
+
+
+def concurrency_warning(runs: pd.DataFrame) -> str | None:
+    """A warning when the ``ok`` runs' times were measured at different concurrency on one
+    node (``concurrent_runs``), so that the table compares them; ``None`` otherwise."""
+    if not {"node", "concurrent_runs"} <= set(runs.columns):
+        return None
+    ok = runs[runs["status"] == "ok"].dropna(subset=["node", "concurrent_runs"])
+    levels = ok.groupby("node")["concurrent_runs"].unique()
+    mixed = {node: sorted(int(v) for v in values) for node, values in levels.items()
+             if len(values) > 1}
+    if not mixed:
+        return None
+    where = "; ".join(f"`{node}`: {', '.join(map(str, counts))}"
+                      for node, counts in mixed.items())
+    return ("**Warning:** the times below were measured at different concurrency on one node "
+            f"({where} runs at once): runs sharing a node share its cores, memory bandwidth "
+            "and caches, so compare times taken at the same `concurrent_runs`.")
 
 
 def failed_table(runs: pd.DataFrame) -> pd.DataFrame:
