@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import cuda_only
 from runner_setup import ENV, records, use_fake_tasks, write
 
 from fdebench.cli import main
@@ -116,6 +117,24 @@ def test_local_jobs_give_the_same_runs_and_statuses(tmp_path, sequential):
     # two runs at once: half the cores each as torch threads, unless the suite says otherwise
     half = max(len(os.sched_getaffinity(0)) // 2, 1)
     assert {r["env"]["threads"] for r in found if r["status"] == "ok"} == {half}
+
+
+@cuda_only
+def test_local_jobs_on_cuda_get_a_gpu_each(tmp_path):
+    """As many runs at once as there are GPUs (at most 2), each on its own; more is refused."""
+    from fdebench.runner.executors.local import visible_gpus
+
+    suite = load_suite(write(tmp_path, MIX.replace("device: cpu", "device: cuda")))
+    gpus = len(visible_gpus())
+    if gpus < 2:
+        with pytest.raises(InputError, match=r"--jobs 2 needs 2 GPUs \(1 per run"):
+            run_suite(suite, tmp_path / "r", quiet=True, jobs=2)
+    run_suite(suite, tmp_path / "r", quiet=True, jobs=min(gpus, 2))
+    found = records(tmp_path / "r", "mix")
+    assert {r["task"]: r["status"] for r in found} == EXPECTED
+    ok = [r for r in found if r["status"] == "ok"]
+    assert {r["device"] for r in ok} == {"cuda"}
+    assert all(r["nvml_peak_used_bytes"] for r in ok)  # NVML found the pinned GPU
 
 
 def test_gpu_slots_never_share_a_gpu():
