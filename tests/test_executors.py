@@ -144,6 +144,8 @@ def test_gpu_slots_never_share_a_gpu():
     with pytest.raises(InputError, match=r"--jobs 3 needs 3 GPUs .* 2 visible \(0,1\); use "
                                          r"--jobs 2"):
         gpu_slots(["0", "1"], 3, 1)
+    with pytest.raises(InputError, match=r"1 visible \(0\); lower the suite's `resources.gpus`"):
+        gpu_slots(["0"], 1, 2)
 
 
 @pytest.mark.parametrize(

@@ -41,10 +41,12 @@ def gpu_slots(visible: list[str], jobs: int, per_run: int) -> list[str | None]:
     if per_run == 0:
         return [None] * jobs
     if jobs * per_run > len(visible):
+        fits = len(visible) // per_run
+        fix = f"use --jobs {fits}" if fits else "lower the suite's `resources.gpus`"
         raise InputError(
             f"--jobs {jobs} needs {jobs * per_run} GPUs ({per_run} per run, never shared: see "
             f"the suite's `resources`), but {len(visible)} visible "
-            f"({','.join(visible) or 'none'}); use --jobs {max(len(visible) // per_run, 1)}")
+            f"({','.join(visible) or 'none'}); {fix}")
     return [",".join(visible[i * per_run:(i + 1) * per_run]) for i in range(jobs)]
 
 
