@@ -2,9 +2,10 @@
 
 A process per run makes peak memory a per-run figure and keeps a crash, an out-of-memory kill or
 a leak from taking the suite down.  The runs are forked from a ``forkserver`` that imported
-torch once (about 2 s saved per run; the server has run no torch operation, so the fork is
-clean), see :func:`start_run`.  ``python -m fdebench.runner.worker SPEC.json OUT.json`` runs
-one spec in a fresh interpreter instead.  Either way the record is written to OUT.json
+torch and the runner once (about 5 s saved per run, see :data:`PRELOAD`; the server has run no
+torch operation, so the fork is clean), see :func:`start_run`.
+``python -m fdebench.runner.worker SPEC.json OUT.json`` runs one spec in a fresh interpreter
+instead.  Either way the record is written to OUT.json
 atomically.
 """
 
@@ -22,6 +23,13 @@ __all__ = ["main", "start_run"]
 #: freed tensors go back to the system, so RSS tracks live memory (see measure.memory); glibc
 #: reads it when a process starts, so it must be in the fork server's environment
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+#: what the fork server imports before forking: torch, torch._dynamo (which the first
+#: optimizer of every run imports otherwise: 2.5-3 s a run on this project's 2-core VM) and
+#: the runner (0.7 s).  They only import: the server's thread count stays the same, so the fork
+#: stays clean.  Modules whose import starts a thread (torch_geometric, torchdiffeq's scipy) are
+#: imported lazily, after the fork, by the runs that use them
+PRELOAD = ["torch", "torch._dynamo", "fdebench.runner.execute"]
 
 
 def main(argv: list[str]) -> int:
@@ -52,7 +60,7 @@ def _forked(spec_path: str, out_path: str, err_path: str, environ: dict[str, str
 def start_run(spec_path: Path, out_path: Path, err_path: Path) -> BaseProcess:
     """Start one run forked from the torch-preloaded fork server (started on first use)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch"])
+    context.set_forkserver_preload(PRELOAD)
     saved = dict(os.environ)
     os.environ.update({**MALLOC_ENV, **saved})
     try:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torchdiffeq
 
 from ..engine import GRADIENTS, METHODS, fdeint
 
@@ -141,6 +140,10 @@ class TorchdiffeqEngine(Engine):
         return None
 
     def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params):
+        # imported here: its import (scipy's integrators) takes 1.5 s, which every run of the
+        # other engine would pay in its fresh process
+        import torchdiffeq
+
         options = {"step_size": step_size} if method in self.fixed else None
         kwargs: dict[str, Any] = {"rtol": rtol, "atol": atol, "method": method,
                                   "options": options}
