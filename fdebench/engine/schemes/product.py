@@ -4,6 +4,15 @@
 The history buffer holds ``f_j = f(t_j, y_j)``; in the backward pass its slots are reused, newest
 first, for the adjoint states, and (in adjoint mode) each ``y_j`` is rebuilt from the slots that
 still hold ``f`` values.  Memory: one ``(N + 1) x |y|`` buffer (euler) or two (abm).
+
+A learnable order: the kernels (and abm's first corrector column and ``kappa = h^a /
+Gamma(a + 2)``) depend on alpha.  ``dL/dalpha = sum_j <f_j, sum_{m>j} k'[m - j] ybar_m>`` over
+each kernel (``ybar``: the cotangent of what the kernel sums into: ``y_m``, or for abm the
+predictor and the corrector base), from the adjoint's ``future`` sums with ``k'`` stacked on
+``k`` (the same rows read once; no extra buffer, the ``fast`` sums' partial sums then need their
+bounded block, within the same workspace bound), plus for abm ``kappa' <ybar_m, f(t_m,
+y^P_m)>``, from the corrector step's VJP (``kappa`` is an input of the step; ``direct`` keeps the
+field value it multiplies: at most one more ``|y|`` per step).
 """
 
 from __future__ import annotations
