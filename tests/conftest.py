@@ -8,6 +8,18 @@ import torch
 # (``python -m pytest`` puts the working directory on the path by itself).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+#: a test that needs a GPU: skipped without one, selected by ``-m cuda``
+#: (``benchmarks/gpu_check.sh`` runs exactly these)
+CUDA_ONLY = [pytest.mark.cuda,
+             pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+def cuda_only(test):
+    """Decorator: :data:`CUDA_ONLY`."""
+    for mark in reversed(CUDA_ONLY):
+        test = mark(test)
+    return test
+
 
 class TimeMLP(torch.nn.Module):
     """A small time-dependent field ``tanh(y W1 + t b) W2`` for gradient tests."""

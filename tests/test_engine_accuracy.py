@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import cuda_only
 from reference import reference_solve
 
 from fdebench.engine import fdeint, mittag_leffler
@@ -157,7 +158,7 @@ def test_outputs_on_a_finer_grid_and_float32():
     assert np.abs(ys[:, 0].numpy() - exact).max() < 1e-4
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@cuda_only
 def test_cuda_matches_cpu(field):
     y0 = torch.randn(2, 3, dtype=torch.float64)
     t = torch.linspace(0, 1, 11, dtype=torch.float64)

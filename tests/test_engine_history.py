@@ -12,14 +12,14 @@ import itertools
 
 import pytest
 import torch
-from conftest import TimeMLP
+from conftest import CUDA_ONLY, TimeMLP
 
 from fdebench.engine import fdeint, history, toeplitz
 from fdebench.measure import AllocatorPeak
 
 METHODS = ["euler", "abm", "l1", "gl"]
 GRADIENTS = ["direct", "adjoint", "checkpoint"]
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+CUDA = CUDA_ONLY
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 #: every code path at a small size: step sums, dense and block-DFT products, several blocks
 FORCED = history.Tuning(leaf=2, block_min=4, block=3, min_columns=1, fraction=4.0)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import cuda_only
 from torch.profiler import ProfilerActivity, profile
 
 from fdebench.measure import AllocatorPeak, fingerprint, median_iqr
@@ -98,7 +99,7 @@ def test_nvml_lookup_keys_name_the_gpu_not_its_index():
     assert nvml_uuid(SimpleNamespace()) is None and pci_bus_id(SimpleNamespace()) is None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@cuda_only
 def test_nvml_reads_the_gpu_torch_uses():
     import pynvml
 
@@ -112,7 +113,7 @@ def test_nvml_reads_the_gpu_torch_uses():
     assert (nvml_id.decode() if isinstance(nvml_id, bytes) else nvml_id) == torch_uuid
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@cuda_only
 def test_allocator_peak_means_the_same_on_cuda_and_cpu():
     def work(device):
         a = torch.ones(1000, device=device)

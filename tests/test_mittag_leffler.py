@@ -28,6 +28,7 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
+from conftest import cuda_only
 
 from fdebench.engine import special
 from fdebench.engine.special import mittag_leffler
@@ -327,7 +328,7 @@ def test_torch_requires_grad_and_scalar_tensor() -> None:
     assert float(zero_d) == pytest.approx(math.e * math.erfc(1.0), rel=1e-13)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@cuda_only
 def test_torch_cuda_device_preserved() -> None:
     z = torch.linspace(-5.0, 2.0, 8, device="cuda", dtype=torch.float32)
     out = mittag_leffler(0.9, z)

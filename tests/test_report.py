@@ -303,3 +303,20 @@ def test_data_are_described_and_synthetic_data_flagged(tmp_path):
     assert "Data: MNIST (torchvision)." in real and "Synthetic" not in real
     assert "outside the timed iterations" not in real
     assert "data" not in table_after(spiral, "## Task", "noise")[0]
+
+
+def test_configuration_keys_come_from_the_records_not_the_run_ids():
+    """A column that varies but is not among the records' ``id_keys`` never splits the rows of
+    one configuration, and run ids are never parsed (here they hold no keys at all)."""
+    import pandas as pd
+
+    from fdebench.report.grouping import config_keys
+
+    rows = []
+    for i, (noise, mode) in enumerate([(0.0, "direct"), (0.0, "adjoint"), (0.1, "direct"),
+                                       (0.1, "adjoint")]):
+        rows.append({"run_id": f"run-{i}", "task": "t", "gradient": mode, "seed": 0,
+                     "status": "ok", "alpha": 0.5, "noise": noise, "host_load": 0.1 * i,
+                     "id_keys": ["alpha", "gradient", "noise", "seed"],
+                     "config_keys": ["alpha", "gradient", "noise", "seed", "host_load"]})
+    assert config_keys(pd.DataFrame(rows)) == ["noise"]
