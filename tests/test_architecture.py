@@ -18,7 +18,8 @@ STDLIB = set(sys.stdlib_module_names)
 RULES = {
     "engine": ({"torch", "numpy"}, set()),
     "measure": ({"torch", "psutil", "pynvml"}, set()),
-    "tasks": ({"torch", "numpy", "torchvision", "sklearn", "torch_geometric"}, {"engine"}),
+    "tasks": ({"torch", "numpy", "torchvision", "sklearn", "torch_geometric", "torchdiffeq"},
+              {"engine"}),
     "results": ({"pandas", "numpy"}, set()),
     "report": ({"pandas", "numpy", "matplotlib", "tabulate"}, {"results"}),
     "compare": ({"pandas", "numpy", "tabulate"}, {"results"}),

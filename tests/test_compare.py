@@ -146,10 +146,23 @@ def test_without_thresholds_the_table_shows_what_changed(tmp_path):
     assert "no regression" in render(result)
 
 
-def test_reference_results_compare_equal_to_themselves():
-    path = REPO / "results" / "reference" / "quickstart"
-    result = compare_paths(path, path, "peak_mem_bytes:+10%,grad_rel_err:<1e-6")
-    assert result.runs > 0 and not result.regressions and not result.warnings
+def test_committed_quickstart_records_pass_the_readme_gate_and_a_perturbed_copy_fails(tmp_path):
+    reference = REPO / "results" / "reference" / "quickstart"
+    fail_on = "peak_mem_bytes:+10%,grad_rel_err:<0.05"
+    grown = [json.loads(line) for line in (reference / RUNS_FILE).read_text().splitlines()]
+    assert len(grown) == 36 and {rec["status"] for rec in grown} == {"ok"}
+    assert all(rec["peak_mem_bytes"] > 0 for rec in grown)
+    for rec in grown:
+        if rec["gradient"] == "adjoint":
+            rec["peak_mem_bytes"] = int(rec["peak_mem_bytes"] * 1.2)
+    current = tmp_path / "current"
+    for rec in grown:
+        append_record(current, rec)
+    result = compare_paths(reference, current, fail_on)
+    adjoint_runs = sum(rec["gradient"] == "adjoint" for rec in grown)
+    assert len(result.regressions) == adjoint_runs
+    assert all("gradient=adjoint" in line and "peak_mem_bytes" in line
+               for line in result.regressions)
 
 
 # ---- pytest-benchmark JSON --------------------------------------------------------------------

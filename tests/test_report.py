@@ -23,6 +23,8 @@ SEEDS = (0, 1)
 MEMORY = {"direct": (1000.0, 2.0, 0.1), "adjoint": (5000.0, 1.0, 0.2),
           "checkpoint": (3000.0, 1.5, 0.1)}
 TIME = {"direct": (1e-4, 1.0), "adjoint": (3e-4, 1.2), "checkpoint": (2e-4, 1.1)}
+#: gradient error against the fine reference, c * N^-p per mode (p: the order)
+FINE = {"direct": (0.5, 1.0), "adjoint": (0.5, 1.0), "checkpoint": (2.0, 2.0)}
 ENV = {"fdebench_version": "0.1.0", "git_commit": "deadbeef", "torch_version": "2.5.1",
        "python": "3.11.2", "device_name": "Test CPU", "cpu": "x86_64", "threads": 2,
        "hostname": "h"}
@@ -50,7 +52,9 @@ def decay_runs() -> list[dict]:
                     "method": "euler", "step_size": 1 / n, "t_end": 1.0, "n_steps": n,
                     "status": "ok", "peak_mem_bytes": decay_memory(mode, n, seed),
                     "time_per_iter_s": decay_time(mode, n, seed),
-                    "grad_rel_err": 1e-8 * (seed + 1), "test_mse": 0.01 * (seed + 1),
+                    "grad_rel_err": None if mode == "direct" else 1e-8 * (seed + 1),
+                    "grad_rel_err_fine": FINE[mode][0] * n ** -FINE[mode][1],
+                    "test_mse": 0.01 * (seed + 1),
                     "param_rel_err": 0.1, "metric_names": ["test_mse", "param_rel_err"],
                     "train_curve": [1 / (i + 1) for i in range(10)], "wall_s": 1.0,
                 })
@@ -189,6 +193,34 @@ def test_legend_labels_carry_the_fitted_exponent(report):
         "direct (~N^2.00)", "adjoint (~N^1.00)", "checkpoint (~N^1.50)"]
 
 
+def test_gradient_error_orders_table_and_legends(report):
+    rows = table_after(report[1], "### Gradient error vs number of steps", "configuration")
+    for mode, (_, p) in FINE.items():
+        row = find(rows, gradient=mode)
+        assert row["order vs fine reference"] == f"{p:.2f}"
+        assert row["N"] == "10-80"
+    # against direct: the exact modes' error does not shrink (order 0); direct has none
+    assert find(rows, gradient="adjoint")["order vs direct"] == "0.00"
+    assert find(rows, gradient="direct")["order vs direct"] == ""
+    from fdebench.report.series import error_panels
+
+    runs = load(report[0].parent.parent.parent / "results" / "synth")
+    (panel,) = error_panels(runs[runs["task"] == "decay"], ["n_steps"], "grad_rel_err_fine")
+    assert [s.label for s in panel.series] == [
+        "direct (order 1.00)", "adjoint (order 1.00)", "checkpoint (order 2.00)"]
+
+
+def test_fine_error_column_and_claims_section(report):
+    rows = table_after(report[1], "## Task `decay`", "n_steps")
+    row = find(rows, n_steps="20", gradient="checkpoint")
+    assert float(row["grad rel err fine (max)"]) == pytest.approx(2.0 / 20**2, rel=1e-2)
+    assert float(find(rows, n_steps="20", gradient="direct")["grad rel err fine (max)"]) \
+        == pytest.approx(0.5 / 20, rel=1e-2)
+    claims = table_after(report[1], "## Claims", "claim")
+    assert [r["claim"] for r in claims][:2] == [
+        "the adjoint needs 33-67% of direct's memory", "the adjoint trains 2-3x faster than direct"]
+
+
 def test_failed_runs_section(report):
     rows = table_after(report[1], "## Failed runs", "run_id")
     assert {r["run_id"]: (r["status"], r["message"]) for r in rows} == {
@@ -202,7 +234,8 @@ def test_figures_are_pngs_linked_from_the_readme(report):
     readme, text = report
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     expected = {f"decay_{kind}.png" for kind in
-                ("memory_vs_steps", "time_vs_steps", "training_curves", "memory_vs_time")}
+                ("memory_vs_steps", "time_vs_steps", "training_curves", "memory_vs_time",
+                 "grad_rel_err_fine_vs_steps", "grad_rel_err_vs_steps")}
     expected |= {"spiral_training_curves.png", "spiral_memory_vs_time.png"}
     assert set(links) == expected  # spiral has one N: no scaling figures
     for link in links:
@@ -270,3 +303,20 @@ def test_data_are_described_and_synthetic_data_flagged(tmp_path):
     assert "Data: MNIST (torchvision)." in real and "Synthetic" not in real
     assert "outside the timed iterations" not in real
     assert "data" not in table_after(spiral, "## Task", "noise")[0]
+
+
+def test_configuration_keys_come_from_the_records_not_the_run_ids():
+    """A column that varies but is not among the records' ``id_keys`` never splits the rows of
+    one configuration, and run ids are never parsed (here they hold no keys at all)."""
+    import pandas as pd
+
+    from fdebench.report.grouping import config_keys
+
+    rows = []
+    for i, (noise, mode) in enumerate([(0.0, "direct"), (0.0, "adjoint"), (0.1, "direct"),
+                                       (0.1, "adjoint")]):
+        rows.append({"run_id": f"run-{i}", "task": "t", "gradient": mode, "seed": 0,
+                     "status": "ok", "alpha": 0.5, "noise": noise, "host_load": 0.1 * i,
+                     "id_keys": ["alpha", "gradient", "noise", "seed"],
+                     "config_keys": ["alpha", "gradient", "noise", "seed", "host_load"]})
+    assert config_keys(pd.DataFrame(rows)) == ["noise"]

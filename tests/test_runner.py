@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,7 +69,8 @@ tasks:
         ("name: x\ntasks:\n  - task: fake_ok\n    alpha: 1.5\n",
          r"suite.yaml:4: tasks\[0\].alpha: must be a number in \(0, 1\], got 1.5"),
         ("name: x\ntasks:\n  - task: fake_ok\n    method: rk5\n",
-         r"suite.yaml:4: tasks\[0\].method: unknown value 'rk5'; valid values: abm, euler"),
+         r"suite.yaml:4: tasks\[0\].method: unknown value 'rk5'; valid values: abm, euler, gl, l1, "
+         r"rk4 \(engine fdebench\); adaptive_heun, .*dopri5.* \(engine torchdiffeq\)"),
         ("name: x\ngrid:\n  gradient: [direct, adjont]\ntasks:\n  - task: fake_ok\n",
          r"suite.yaml:3: grid.gradient\[1\]: unknown value 'adjont'; valid values: adjoint"),
         ("name: x\ndefaults: {step_size: -0.1}\ntasks:\n  - task: fake_ok\n",
@@ -107,6 +109,95 @@ def test_grid_expansion_ids_and_skips(tmp_path):
     assert all(r.config["n_steps"] == 4 for r in runs)
     skipped = {r.run_id for r in runs if r.skip}
     assert skipped == {i for i in ids if "rk4" in i}  # rk4 needs alpha == 1
+
+
+# ---- engine combinations: fixed in an entry -> suite error; produced by a grid -> skip ------
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("    gradient: backsolve\n",
+         r"suite.yaml:5: tasks\[0\].gradient: gradient 'backsolve' needs alpha == 1, got "
+         r"alpha=0.5: .*; for method 'euler' at alpha=0.5 use one of: adjoint, checkpoint, "
+         r"continuous, direct, paper$"),
+        ("    engine: torchdiffeq\n    alpha: 1.0\n    method: abm\n",
+         r"suite.yaml:7: tasks\[0\].method: method 'abm' is not a method of engine "
+         r"'torchdiffeq'; its methods: adaptive_heun, bosh3, dopri5"),
+        ("    engine: torchdiffeq\n",
+         r"suite.yaml:5: tasks\[0\].engine: engine 'torchdiffeq' solves classical ODEs only "
+         r"\(alpha == 1\), got alpha=0.5; for alpha < 1 use engine 'fdebench'$"),
+        ("    engine: torchdiffeq\n    alpha: 1.0\n    gradient: paper\n",
+         r"suite.yaml:7: tasks\[0\].gradient: engine 'torchdiffeq' has no gradient 'paper'; "
+         r"its gradients: backsolve, direct$"),
+        ("    method: dopri5\n    alpha: 1.0\n",
+         r"suite.yaml:5: tasks\[0\].method: method 'dopri5' is not a method of engine "
+         r"'fdebench'; its methods: abm, euler, gl, l1, rk4$"),
+        ("    method: rk4\n",
+         r"suite.yaml:5: tasks\[0\].method: method 'rk4' solves classical ODEs only"),
+    ],
+    ids=["backsolve-alpha", "torchdiffeq-abm", "torchdiffeq-alpha", "torchdiffeq-paper",
+         "fdebench-dopri5", "rk4-alpha"],
+)
+def test_fixed_engine_combinations_are_suite_errors(tmp_path, entry, message):
+    text = ("name: x\ndefaults: {alpha: 0.5}\ntasks:\n  - task: fake_ok\n" + entry)
+    with pytest.raises(SuiteError) as info:
+        load_suite(write(tmp_path, text))
+    assert len(info.value.problems) == 1, info.value.problems
+    assert re.search(message, info.value.problems[0]), info.value.problems[0]
+
+
+def test_engine_combinations_from_a_grid_are_listed_skips(tmp_path, capsys):
+    text = """\
+name: engines
+device: cpu
+defaults: {t_end: 0.2, step_size: 0.05}
+grid:
+  engine: [fdebench, torchdiffeq]
+  gradient: [direct, backsolve]
+tasks:
+  - task: fake_ok
+    grid: {alpha: [0.5, 1.0], method: [euler, abm, dopri5]}
+"""
+    runs = expand(load_suite(write(tmp_path, text)), "cpu")
+    skips = {(r.config["engine"], r.config["method"], r.config["gradient"], r.config["alpha"]):
+             r.skip for r in runs}
+    assert len(skips) == 2 * 2 * 2 * 3
+    runnable = {k for k, why in skips.items() if why is None}
+    assert runnable == {
+        ("fdebench", m, g, a) for m in ("euler", "abm") for g in ("direct", "backsolve")
+        for a in (0.5, 1.0) if g == "direct" or a == 1.0
+    } | {("torchdiffeq", m, g, 1.0) for m in ("euler", "dopri5")
+         for g in ("direct", "backsolve")}
+    assert "needs alpha == 1" in skips[("fdebench", "euler", "backsolve", 0.5)]
+    assert "not a method of engine 'torchdiffeq'" in skips[("torchdiffeq", "abm", "direct", 1.0)]
+    assert "not a method of engine 'fdebench'" in skips[("fdebench", "dopri5", "direct", 1.0)]
+    assert "use engine 'fdebench'" in skips[("torchdiffeq", "euler", "direct", 0.5)]
+    assert all("engine=" in r.run_id for r in runs)  # the engine varies: the ids name it
+    assert main(["run", str(write(tmp_path, text)), "--dry-run"]) == 0  # listed, no traceback
+    assert capsys.readouterr().out.count("(skipped: ") == len(skips) - len(runnable)
+
+
+@pytest.mark.slow
+def test_torchdiffeq_runs_record_engine_and_nfe(tmp_path):
+    text = """\
+name: tde
+device: cpu
+measure: {warmup_iters: 1, timed_iters: 2, time_limit_s: 60}
+defaults: {alpha: 1.0, t_end: 0.2, step_size: 0.05, engine: torchdiffeq, method: dopri5}
+grid:
+  gradient: [direct, backsolve]
+tasks:
+  - task: fake_ok
+"""
+    assert run_suite(load_suite(write(tmp_path, text)), tmp_path / "r", quiet=True) == {"ok": 2}
+    by_mode = {r["gradient"]: r for r in _records(tmp_path / "r", "tde")}
+    for r in by_mode.values():
+        assert r["engine"] == "torchdiffeq" and "engine" in r["config_keys"]
+        assert r["rtol"] == 1e-6 and r["atol"] == 1e-8  # the documented defaults
+        assert r["nfe_forward"] > 0 and r["nfe_forward_mean"] > 0
+        assert r["grad_rel_err_fine"] < 1e-4 and "fdebench rk4" in r["grad_fine_reference"]
+    assert by_mode["direct"]["nfe_backward"] == 0  # autograd through the solver: no field call
+    assert by_mode["backsolve"]["nfe_backward"] > 0  # the adjoint ODE calls the field
+    assert by_mode["backsolve"]["grad_rel_err"] < 1e-4
 
 
 def test_task_grid_overrides_suite_grid_and_defaults(tmp_path):
@@ -183,9 +274,9 @@ def test_ok_record_has_the_measurements(tmp_path):
 )
 def test_early_stopping_hook(stop_after, timed, stopped):
     from fdebench.runner.execute import execute
+    from fdebench.tasks import TASKS
 
-    config = {"alpha": 0.5, "method": "euler", "step_size": 0.05, "t_end": 0.1,
-              "gradient": "direct", "seed": 0, "iters": 6, "sleep": 0.0, "stop_after": stop_after}
+    config = TASKS["fake_stop"].resolve({"t_end": 0.1, "iters": 6, "stop_after": stop_after})
     spec = {"suite": "s", "run_id": "r", "task": "fake_stop", "config": config,
             "config_hash": "h", "device": "cpu",
             "measure": {"warmup_iters": 1, "timed_iters": 3, "time_limit_s": 60, "threads": None}}

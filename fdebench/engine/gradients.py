@@ -15,7 +15,8 @@ weights, run backward in time).  The gradient mode decides what the local part k
   gradients equal ``direct`` to rounding error.
 
 Every mode accumulates the parameter cotangents in ``param_grads``.  These three are exact for
-the discretisation (``exact = True``).  The approximate adjoints of the continuous problem
+the discretisation (``exact = True``), and differentiate a learnable order too (the scheme adds
+its terms; :meth:`GradientMode.check_order`).  The approximate adjoints of the continuous problem
 (``continuous``, ``backsolve``, ``paper``; :mod:`fdebench.engine.adjoints`) run a backward pass of
 their own instead; ``GRADIENTS`` lists them all.
 """

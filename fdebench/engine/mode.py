@@ -48,6 +48,12 @@ class GradientMode:
         """Why this mode cannot differentiate ``method`` at ``alpha``; ``None`` if it can."""
         return None
 
+    @classmethod
+    def check_order(cls) -> str | None:
+        """Why this mode cannot differentiate with respect to a learnable alpha; ``None`` if it
+        can (the step-wise modes: the scheme's backward pass adds the order's terms)."""
+        return None
+
     # ---- forward pass ----------------------------------------------------------------------
     def start(self, scheme: Scheme) -> None:
         """Called before every forward solve of ``scheme``."""

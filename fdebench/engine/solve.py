@@ -21,7 +21,7 @@ def fdeint(
     y0: torch.Tensor,
     t: torch.Tensor,
     *,
-    alpha: float,
+    alpha: float | torch.Tensor,
     method: str = "euler",
     step_size: float | None = None,
     gradient: str = "direct",
@@ -35,7 +35,17 @@ def fdeint(
             callable).
         y0: initial state, a float32 or float64 tensor of any shape, on any device.
         t: 1-D increasing tensor of output times; ``t[0]`` is the initial time.
-        alpha: Caputo order in ``(0, 1]``; ``1`` is the classical ODE.
+        alpha: Caputo order in ``(0, 1]``; ``1`` is the classical ODE.  A float, or a one-element
+            tensor; a float32/float64 tensor that requires grad is a *learnable order*: ``ys`` is
+            then differentiable with respect to it too (methods ``euler``, ``abm``, ``l1``,
+            ``gl``; gradients ``direct``, ``checkpoint``, ``adjoint``, exact for the
+            discretisation; see :class:`~fdebench.engine.schemes.base.Scheme`).  A learnable
+            ``alpha == 1`` runs the fractional scheme at ``alpha = 1`` (the weights' limit;
+            forward Euler to rounding for ``euler``, ``l1``, ``gl``, but for ``abm`` the
+            product-trapezoid corrector with its whole history, not Heun's method), so that the
+            solution and its derivative are continuous in ``alpha`` up to ``1``; the derivative
+            there is the one-sided one.  A float or a tensor that does not require grad gives
+            exactly the fixed-order solve.
         method: ``"euler"``, ``"abm"``, ``"l1"``, ``"gl"`` or ``"rk4"`` (``alpha == 1`` only).
         step_size: the uniform internal step; default: the spacing of ``t``, which must then be
             uniform.  The grid ``t[0] + j * step_size`` runs to the first grid time at or past
@@ -60,23 +70,36 @@ def fdeint(
 
     Returns:
         ``ys`` of shape ``(len(t), *y0.shape)`` with ``ys[0] == y0``, differentiable with respect
-        to ``y0`` and ``params`` in every gradient mode (first derivatives only).
+        to ``y0`` and ``params`` in every gradient mode, and to a learnable ``alpha`` (first
+        derivatives only).
     """
-    scheme_cls, mode_cls = _check_inputs(func, y0, alpha, method, gradient, history)
+    learnable = (torch.is_grad_enabled() and isinstance(alpha, torch.Tensor)
+                 and alpha.requires_grad)
+    scheme_cls, mode_cls = _check_inputs(func, y0, alpha, method, gradient, history, learnable)
     grid = make_grid(t, step_size)
     params = _params(func, params)
     needs_grad = torch.is_grad_enabled() and (
         y0.requires_grad or any(p.requires_grad for p in params)
     )
-    mode = mode_cls(params) if needs_grad else AdjointMode(params)  # no grad: keep nothing
+    mode = mode_cls(params) if needs_grad or learnable else AdjointMode(params)  # keep nothing
     algorithm = choose(history, grid.n_steps, y0.numel() * y0.element_size())
-    scheme = scheme_cls(Field(func, y0), y0, grid, float(alpha), mode, algorithm)
-    ys = _Solve.apply(scheme, y0, *params)
+    order = float(alpha.detach() if isinstance(alpha, torch.Tensor) else alpha)
+    if learnable:
+        scheme = scheme_cls(Field(func, y0), y0, grid, order, mode, algorithm, learn_order=True)
+        ys = _Solve.apply(scheme, alpha, y0, *params)
+    else:
+        scheme = scheme_cls(Field(func, y0), y0, grid, order, mode, algorithm)
+        ys = _Solve.apply(scheme, None, y0, *params)
     return ys.view(len(grid.out_index), *y0.shape)
 
 
+def _order_modes() -> list[str]:
+    """The gradient modes that differentiate with respect to a learnable alpha."""
+    return sorted(name for name, mode in GRADIENTS.items() if mode.check_order() is None)
+
+
 def _check_inputs(
-    func, y0, alpha, method, gradient, history
+    func, y0, alpha, method, gradient, history, learnable=False
 ) -> tuple[type[Scheme], type[GradientMode]]:
     """Validate everything once; return the scheme and gradient-mode classes."""
     if not callable(func):
@@ -84,6 +107,11 @@ def _check_inputs(
     if not isinstance(y0, torch.Tensor) or y0.dtype not in (torch.float32, torch.float64):
         got = y0.dtype if isinstance(y0, torch.Tensor) else type(y0).__name__
         raise TypeError(f"y0 must be a float32 or float64 tensor, got {got}")
+    if learnable and (alpha.numel() != 1 or alpha.dtype not in (torch.float32, torch.float64)):
+        raise ValueError(
+            "a learnable alpha (a tensor that requires grad) must be a one-element float32 or "
+            f"float64 tensor, got shape {tuple(alpha.shape)} and dtype {alpha.dtype}"
+        )
     if isinstance(alpha, torch.Tensor) and alpha.numel() == 1:
         alpha = alpha.item()
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha <= 1:
@@ -110,7 +138,25 @@ def _check_inputs(
             f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
             f"of: {', '.join(usable)}"
         )
-    return scheme_for(method, float(alpha)), GRADIENTS[gradient]
+    if learnable:
+        _check_learnable(method, gradient)
+    return scheme_for(method, float(alpha), learnable), GRADIENTS[gradient]
+
+
+def _check_learnable(method: str, gradient: str) -> None:
+    """A learnable alpha needs a fractional scheme and a mode that differentiates the order."""
+    if METHODS[method][0] is None:
+        usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
+        raise ValueError(
+            f"method {method!r} has no order to learn (it solves classical ODEs only); for a "
+            f"learnable alpha use one of: {', '.join(usable)}"
+        )
+    reason = GRADIENTS[gradient].check_order()
+    if reason is not None:
+        raise ValueError(
+            f"gradient {gradient!r} {reason}; for a learnable alpha (a tensor that requires "
+            f"grad) use one of: {', '.join(_order_modes())}, or pass alpha as a float"
+        )
 
 
 def _params(func, params) -> list[torch.Tensor]:
@@ -123,16 +169,17 @@ class _Solve(torch.autograd.Function):
     """One solve as one autograd node; the scheme keeps its buffers between the two passes."""
 
     @staticmethod
-    def forward(ctx, scheme: Scheme, y0: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, scheme: Scheme, alpha: torch.Tensor | None, y0: torch.Tensor,
+                *params: torch.Tensor) -> torch.Tensor:
         ctx.scheme = scheme
-        ctx.save_for_backward(y0, *params)
+        ctx.save_for_backward(alpha, y0, *params)
         return scheme.solve()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
         scheme = ctx.scheme
-        ctx.saved_tensors  # noqa: B018 -- raises if y0 or a parameter changed in place
+        alpha = ctx.saved_tensors[0]  # raises if alpha, y0 or a parameter changed in place
         if scheme.spent:
             # A second backward (retain_graph=True, gradcheck): the first one overwrote and
             # freed the buffers, so solve again.  Saving y0 and params makes autograd refuse
@@ -143,4 +190,7 @@ class _Solve(torch.autograd.Function):
             torch.zeros_like(p) if g is None else g
             for p, g in zip(scheme.mode.params, scheme.mode.param_grads, strict=True)
         ]
-        return (None, y0_bar.view(scheme.field.shape), *grads)
+        alpha_bar = None
+        if scheme.alpha_bar is not None:
+            alpha_bar = scheme.alpha_bar.to(alpha).reshape(alpha.shape)
+        return (None, alpha_bar, y0_bar.view(scheme.field.shape), *grads)

@@ -92,8 +92,10 @@ def _grid(count: int, width: float = 4.8, height: float = 3.8) -> tuple[Figure, 
     return figure, axes
 
 
-def scaling_figure(panels: list[Panel], path: Path, title: str, ylabel: str) -> Path | None:
-    """Log-log small multiples of each panel's series against N, exponents in the legends."""
+def scaling_figure(panels: list[Panel], path: Path, title: str, ylabel: str,
+                   legend_title: str = "mode (fitted growth)") -> Path | None:
+    """Log-log small multiples of each panel's series against N, the fitted exponents (or
+    orders) in the legends."""
     panels = panels[:MAX_PANELS]
     if not panels:
         return None
@@ -107,7 +109,7 @@ def scaling_figure(panels: list[Panel], path: Path, title: str, ylabel: str) -> 
         ax.set_ylabel(ylabel)
         ax.set_title(panel.title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, title="mode (fitted growth)", title_fontsize=8)
+        ax.legend(fontsize=8, title=legend_title, title_fontsize=8)
     figure.suptitle(title)
     return _save(figure, path)
 

@@ -9,6 +9,8 @@ import pandas as pd
 
 from ..results import load
 from . import figures
+from .claims import claims_section
+from .fidelity import fidelity_section, skipped_fine_lines
 from .grouping import config_keys, format_value, metric_names, with_n_steps
 from .series import scaling_panels, time_memory_panels, training_curves
 from .tables import (
@@ -34,7 +36,8 @@ HOW_TO_READ = (
     "peak during the timed iterations, libraries included. Memory and time are means over "
     "seeds; `x / direct` compares with `direct` at the same configuration; metrics are "
     "mean ± std over seeds (the first is the task's headline metric); `grad rel err` is the "
-    "largest over seeds of this mode's gradient against direct's (direct is the reference)."
+    "largest over seeds of this mode's gradient against direct's (direct is the reference), "
+    "`grad rel err fine` against a float64 direct gradient at an 8x finer step (every mode)."
 )
 
 
@@ -123,8 +126,9 @@ def _task_section(task: str, runs: pd.DataFrame, folder: Path) -> list[str]:
     if warning := concurrency_warning(runs):
         lines += [warning, ""]
     summary = gradient_summary(runs, keys, metrics)
-    lines += [gradient_table(summary, keys, metrics), ""]
+    lines += [gradient_table(summary, keys, metrics), "", *skipped_fine_lines(runs)]
     lines += _scaling_section(task, runs, keys, folder)
+    lines += fidelity_section(task, runs, keys, lambda kind: _png(folder, task, kind), _figure)
     return lines + _other_figures(task, runs, keys, summary, folder)
 
 
@@ -152,6 +156,7 @@ def write_suite_report(runs: pd.DataFrame, suite: str, folder: str | Path) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     lines = _header(suite, runs)
     tasks = runs["task"].map(format_value).replace("", "unknown")
+    lines += claims_section(runs)
     for task in tasks.unique():
         lines += _task_section(task, runs[tasks == task], folder)
     lines += _failed_section(runs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,8 @@ import pandas as pd
 from .grouping import config_label, format_value, ordered_modes
 
 __all__ = [
-    "Curve", "Panel", "Series", "growth_exponent", "pareto_front", "scaling_panels",
+    "Curve", "Panel", "Series", "error_panels", "growth_exponent", "pareto_front",
+    "scaling_panels",
     "time_memory_panels", "training_curves",
 ]
 
@@ -33,18 +34,32 @@ def growth_exponent(n: Any, y: Any) -> float | None:
 
 @dataclass(frozen=True)
 class Series:
-    """One gradient mode's mean value (over seeds) at each number of steps."""
+    """One gradient mode's mean value (over seeds) at each number of steps.
+
+    ``order``: the values are errors, and the fitted quantity is the convergence order
+    ``-exponent`` (an error ``~ h^p ~ N^-p``)."""
 
     gradient: str
     n: np.ndarray
     y: np.ndarray
     exponent: float | None
+    order: bool = False
+
+    @property
+    def fitted(self) -> float | None:
+        """The fitted growth exponent, or the order ``-exponent`` for an error series."""
+        if self.exponent is None:
+            return None
+        return -self.exponent if self.order else self.exponent
 
     @property
     def label(self) -> str:
-        """``"adjoint (~N^1.02)"`` (the mode alone when no exponent could be fitted)."""
+        """``"adjoint (~N^1.02)"``, ``"paper (order 0.98)"`` for an error (the mode alone when
+        nothing could be fitted)."""
         if self.exponent is None:
             return self.gradient
+        if self.order:
+            return f"{self.gradient} (order {round(self.fitted, 2) + 0.0:.2f})"  # no -0.00
         return f"{self.gradient} (~N^{self.exponent:.2f})"
 
 
@@ -90,6 +105,13 @@ def scaling_panels(runs: pd.DataFrame, keys: list[str], column: str,
             series.append(Series(mode, n, y, growth_exponent(n, y)))
         panels.append(Panel(config_label(other, values), series))
     return panels
+
+
+def error_panels(runs: pd.DataFrame, keys: list[str], column: str) -> list[Panel]:
+    """:func:`scaling_panels` of an error ``column`` (e.g. ``grad_rel_err_fine``): each
+    mode's mean error against ``n_steps``, labelled with its fitted convergence order."""
+    return [Panel(p.title, [replace(s, order=True) for s in p.series])
+            for p in scaling_panels(runs, keys, column)]
 
 
 @dataclass(frozen=True)

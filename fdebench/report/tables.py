@@ -12,6 +12,7 @@ from .series import Panel
 
 __all__ = [
     "STATUS_ORDER", "concurrency_warning", "environment_table", "exponent_table", "failed_table",
+    "fitted_table",
     "gradient_summary", "gradient_table", "markdown_table", "status_counts",
 ]
 
@@ -26,7 +27,7 @@ ENVIRONMENT = (
     ("concurrent_runs", "runs at once on a node"),
 )
 _MEASURES = ("peak_mem_bytes", "peak_rss_bytes", "nvml_peak_used_bytes", "time_per_iter_s",
-             "grad_rel_err")
+             "grad_rel_err", "grad_rel_err_fine")
 #: (summary column, record field, table label) of the process-level memory figures, shown when
 #: some run has them
 _PROCESS_MEMORY = (("rss_mib", "peak_rss_bytes", "peak RSS (MiB)"),
@@ -102,7 +103,8 @@ def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) ->
     Columns: ``keys``, ``gradient``, ``mem_mib`` (tensor peak), ``rss_mib`` and ``gpu_mib``
     (process and GPU figures) and ``time_ms`` (means over seeds),
     ``mem_ratio`` and ``time_ratio`` (to ``direct`` at the same configuration),
-    ``<metric>_mean`` and ``<metric>_std`` over seeds, ``grad_rel_err`` (max over seeds),
+    ``<metric>_mean`` and ``<metric>_std`` over seeds, ``grad_rel_err`` and
+    ``grad_rel_err_fine`` (max over seeds),
     ``ok`` and ``runs`` (run counts).  Rows sorted by configuration, then direct, adjoint,
     checkpoint, others.
     """
@@ -114,6 +116,7 @@ def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) ->
         **{column: ok[field].mean() / MIB for column, field, _ in _PROCESS_MEMORY},
         "time_ms": ok["time_per_iter_s"].mean() * 1e3,
         "grad_rel_err": ok["grad_rel_err"].max(),
+        "grad_rel_err_fine": ok["grad_rel_err_fine"].max(),
         "ok": ok.size(),
     })
     for metric in metrics:
@@ -181,6 +184,9 @@ def gradient_table(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -
     table["grad rel err (max)"] = [
         "— (reference)" if mode == "direct" else "" if pd.isna(v) else f"{v:.2e}"
         for mode, v in zip(summary["gradient"], summary["grad_rel_err"], strict=True)]
+    if summary["grad_rel_err_fine"].notna().any():
+        table["grad rel err fine (max)"] = summary["grad_rel_err_fine"].map(
+            lambda v: "" if pd.isna(v) else f"{v:.2e}")
     table["ok / runs"] = [f"{ok}/{n}" for ok, n in zip(summary["ok"], summary["runs"], strict=True)]
     align = ["left"] * (len(keys) + 1) + ["right"] * (table.shape[1] - len(keys) - 1)
     return markdown_table(table, align)
@@ -189,14 +195,21 @@ def gradient_table(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -
 
 def exponent_table(memory: list[Panel], time: list[Panel]) -> str:
     """Markdown table of the fitted growth exponents per configuration and gradient mode."""
+    return fitted_table({"memory ~N^k": memory, "time/iter ~N^k": time})
+
+
+def fitted_table(columns: dict[str, list[Panel]]) -> str:
+    """Markdown table, one row per configuration and gradient mode, of each column's fitted
+    quantity (:attr:`~fdebench.report.series.Series.fitted`: a growth exponent, or an order)."""
     rows: dict[tuple[str, str], dict[str, str]] = {}
-    for column, panels in (("memory ~N^k", memory), ("time/iter ~N^k", time)):
+    for column, panels in columns.items():
         for panel in panels:
             for series in panel.series:
                 row = rows.setdefault((panel.title, series.gradient), {
                     "configuration": panel.title, "gradient": series.gradient,
                     "N": f"{series.n.min():.0f}-{series.n.max():.0f}",
-                    "memory ~N^k": "", "time/iter ~N^k": ""})
-                row[column] = "" if series.exponent is None else f"{series.exponent:.2f}"
+                    **dict.fromkeys(columns, "")})
+                fitted = series.fitted
+                row[column] = "" if fitted is None else f"{round(fitted, 2) + 0.0:.2f}"  # no -0
     table = pd.DataFrame(list(rows.values()))
-    return markdown_table(table, ["left", "left", "right", "right", "right"])
+    return markdown_table(table, ["left", "left", "right", *["right"] * len(columns)])

@@ -68,8 +68,13 @@ class RunRecord:
     nvml_peak_used_bytes: int | None = None
 
     # ---- the training run ---------------------------------------------------------------
+    #: field evaluations of the last timed iteration's forward and backward passes (counted
+    #: whichever engine calls the field: an adaptive solver's vary with training)
     nfe_forward: int | None = None
     nfe_backward: int | None = None
+    #: their means over every training iteration of the run
+    nfe_forward_mean: float | None = None
+    nfe_backward_mean: float | None = None
     timed_iters: int | None = None
     iterations: int | None = None
     stopped_early: bool | None = None
@@ -82,6 +87,12 @@ class RunRecord:
     #: this mode's parameter gradient against direct's (``None`` for direct, the reference)
     grad_rel_err: float | None = None
     grad_cosine: float | None = None
+    #: this mode's parameter gradient against a float64 fdebench ``direct`` one at an 8 times
+    #: finer step (every mode, direct included; see fdebench.runner.fidelity), what that
+    #: reference was, and why it is missing when it is (``None`` when measured)
+    grad_rel_err_fine: float | None = None
+    grad_fine_reference: str | None = None
+    grad_fine_skipped: str | None = None
 
     env: dict[str, Any] = field(default_factory=dict)
 

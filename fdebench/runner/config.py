@@ -7,6 +7,7 @@ YAML node marks) and the key, e.g. ``suites/x.yaml:12: tasks[0].alpha: must be i
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import re
 from dataclasses import dataclass, field
@@ -15,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from ..engine import GRADIENTS, METHODS
+from ..engine import GRADIENTS
 from ..errors import InputError
-from ..tasks import ENGINE_DEFAULTS, TASKS
+from ..tasks import ENGINE_DEFAULTS, ENGINES, TASKS, all_methods, incompatible
 
 __all__ = [
     "BUNDLED", "Measure", "Resources", "Suite", "SuiteError", "TaskEntry", "bundled_suites",
@@ -122,13 +123,28 @@ def _one_of(choices) -> Any:
     return check
 
 
+def _method(v: Any) -> str | None:
+    """A method of some engine (which engine has which is checked with the other engine keys,
+    see :func:`_combinations`)."""
+    if v in all_methods():
+        return None
+    per_engine = "; ".join(f"{', '.join(sorted(e.methods))} (engine {name})"
+                           for name, e in ENGINES.items())
+    return f"unknown value {v!r}; valid values: {per_engine}"
+
+
 ENGINE_CHECKS = {
     "alpha": _alpha,
-    "method": _one_of(METHODS),
+    "method": _method,
     "gradient": _one_of(GRADIENTS),
     "step_size": _positive,
     "t_end": _positive,
+    "engine": _one_of(ENGINES),
+    "rtol": _positive,
+    "atol": _positive,
 }
+#: the keys whose combination an engine may refuse (see fdebench.tasks.engines.incompatible)
+COMBINED = ("engine", "method", "gradient", "alpha")
 
 
 def _typed(default: Any) -> Any:
@@ -317,5 +333,28 @@ def _tasks(c: _Checker, entries: Any, suite: Suite) -> list[TaskEntry]:
                     if problem := checks[key](value):
                         c.add(("grid", key, j), problem)
         grid = c.grid(entry.get("grid"), (*path, "grid"), checks)
+        _combinations(c, path, shared, params, {**suite.grid, **grid})
         out.append(TaskEntry(task=name, params=params, grid=grid))
     return out
+
+
+def _combinations(c: _Checker, path: tuple, shared: dict, params: dict,
+                  grid: dict[str, list]) -> None:
+    """A suite error for every engine combination that the task entry fixes and no engine can
+    run (e.g. ``gradient: backsolve`` with ``alpha: 0.5``, ``engine: torchdiffeq`` with
+    ``method: abm``): one whose keys (:class:`~fdebench.tasks.Incompatible`) are all fixed by
+    the entry or the defaults.  When the grid varies one of its keys, the combination is a
+    listed skip instead (:mod:`.grid`)."""
+    fixed = {**{k: ENGINE_DEFAULTS[k] for k in COMBINED}, **shared, **params}
+    options = {k: [v for v in grid[k] if not ENGINE_CHECKS[k](v)] if k in grid else [fixed[k]]
+               for k in COMBINED}
+    if any(ENGINE_CHECKS[k](v) for k, values in options.items() for v in values):
+        return  # a bad value, already reported
+    for values in itertools.product(*options.values()):
+        problem = incompatible(dict(zip(COMBINED, values, strict=True)))
+        if problem is None or any(k in grid for k in problem.keys):
+            continue
+        key = next((k for k in problem.keys if k in params), None)
+        where = (*path, key) if key else next(
+            (("defaults", k) for k in problem.keys if k in shared), path)
+        c.add(where, problem.reason)

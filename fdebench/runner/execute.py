@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..measure import AllocatorPeak, ProcessPeak, fingerprint, median_iqr, now
 from ..results import RunRecord
 from ..tasks import TASKS, NonFinite, Step, Task
+from .fidelity import fidelity
 
 __all__ = ["execute", "failure_record", "resolve_device"]
 
@@ -51,6 +52,11 @@ def _budget(iterations: int, measure: dict[str, Any]) -> tuple[int, int, int]:
     return warmup, memory, timed
 
 
+def _mean(values: list[int]) -> float | None:
+    """The mean of ``values`` (``None`` when empty)."""
+    return sum(values) / len(values) if values else None
+
+
 def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The training loop: warm-up iterations; one untimed iteration inside the allocator
     window (``peak_mem_bytes``; on the CPU the profiler that counts it would slow a timed
@@ -84,6 +90,8 @@ def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[st
         "time_backward_s": median_iqr([s.backward_s for s in window])[0],
         "nfe_forward": last.nfe_forward if last else None,
         "nfe_backward": last.nfe_backward if last else None,
+        "nfe_forward_mean": _mean([s.nfe_forward for s in steps]),
+        "nfe_backward_mean": _mean([s.nfe_backward for s in steps]),
         "timed_iters": len(window),
         "iterations": len(steps),
         "stopped_early": stopped,
@@ -91,19 +99,6 @@ def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[st
         "peak_mem_bytes": peak_mem,
         **process.result,
     }
-
-
-def _fidelity(task: Task, gradient: str) -> dict[str, float | None]:
-    """This mode's parameter gradient against direct's, same batch and initial weights
-    (``None`` for direct itself: it is the reference)."""
-    if gradient == "direct":
-        return {"grad_rel_err": None, "grad_cosine": None}
-    reference = task.gradient_probe("direct")
-    grad = task.gradient_probe(gradient)
-    denom = reference.norm().item()
-    rel = (grad - reference).norm().item() / denom if denom else 0.0
-    cos = torch.nn.functional.cosine_similarity(grad, reference, dim=0).item()
-    return {"grad_rel_err": rel, "grad_cosine": cos}
 
 
 def _status(exc: BaseException) -> str:
@@ -152,7 +147,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         for key, value in _train(task, spec["measure"], device).items():
             setattr(record, key, value)
         record.metrics = task.evaluate()
-        for key, value in _fidelity(task, config["gradient"]).items():
+        for key, value in fidelity(task, config).items():
             setattr(record, key, value)
     except Exception as exc:  # every failure becomes a record; the suite goes on
         record.status = _status(exc)

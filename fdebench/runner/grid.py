@@ -8,8 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import METHODS
-from ..tasks import TASKS
+from ..tasks import TASKS, incompatible
 from .config import Suite
 
 __all__ = ["RunSpec", "expand"]
@@ -44,9 +43,10 @@ def _configs(suite: Suite):
 
 
 def _skip(task: str, config: dict[str, Any]) -> str | None:
-    if METHODS[config["method"]][0] is None and config["alpha"] != 1:
-        return f"method {config['method']!r} needs alpha == 1"
-    return TASKS[task].skip(config)
+    """Why a run cannot run: its engine's reason (e.g. ``rk4`` or ``backsolve`` with alpha < 1,
+    a method the engine lacks; see :func:`fdebench.tasks.incompatible`), else the task's."""
+    problem = incompatible(config)
+    return problem.reason if problem else TASKS[task].skip(config)
 
 
 def _fmt(value: Any) -> str:

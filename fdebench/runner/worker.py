@@ -2,11 +2,11 @@
 
 A process per run makes peak memory a per-run figure and keeps a crash, an out-of-memory kill or
 a leak from taking the suite down.  The runs are forked from a ``forkserver`` that imported
-torch once (about 2 s saved per run; the server has run no torch operation, so the fork is
-clean), see :func:`start_run`; :class:`RunProcess` watches one of them against its time limit
-and turns however it ended into a record.  ``python -m fdebench.runner.worker SPEC.json
-OUT.json`` runs one spec in a fresh interpreter instead.  Either way the record is written to
-OUT.json atomically.
+torch and the runner once (about 5 s saved per run, see :data:`PRELOAD`; the server has run no
+torch operation, so the fork is clean), see :func:`start_run`; :class:`RunProcess` watches one of
+them against its time limit and turns however it ended into a record.  ``python -m
+fdebench.runner.worker SPEC.json OUT.json`` runs one spec in a fresh interpreter instead.  Either
+way the record is written to OUT.json atomically.
 
 A run dies with whatever started it: it asks the kernel for SIGKILL when the fork server exits,
 and the fork server exits as soon as the process that started it is gone (the driver, or the
@@ -36,6 +36,13 @@ __all__ = ["RunProcess", "main", "run_in_process", "start_run"]
 #: reads it when a process starts, so it must be in the fork server's environment
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+#: what the fork server imports before forking: torch, torch._dynamo (which the first
+#: optimizer of every run imports otherwise: 2.5-3 s a run on this project's 2-core VM) and
+#: the runner (0.7 s).  They only import: the server's thread count stays the same, so the fork
+#: stays clean.  Modules whose import starts a thread (torch_geometric, torchdiffeq's scipy) are
+#: imported lazily, after the fork, by the runs that use them
+PRELOAD = ["torch", "torch._dynamo", "fdebench.runner.execute"]
 
 
 def main(argv: list[str]) -> int:
@@ -81,7 +88,7 @@ def start_run(spec_path: Path, out_path: Path, err_path: Path,
     """Start one run with the environment ``environ``, forked from the torch-preloaded fork
     server (started on first use)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch"])
+    context.set_forkserver_preload(PRELOAD)
     saved = dict(os.environ)
     os.environ.update({**MALLOC_ENV, **saved})
     try:

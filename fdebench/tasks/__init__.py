@@ -11,6 +11,7 @@ import importlib
 import os
 
 from .base import ENGINE_DEFAULTS, FDEBlock, NonFinite, Step, Task
+from .engines import ENGINES, Incompatible, all_methods, incompatible
 from .freefall import FreeFall
 from .image_classification import ImageClassification
 from .lotka_volterra import LotkaVolterra
@@ -18,7 +19,8 @@ from .node_classification import NodeClassification
 from .synthetic import Synthetic
 
 __all__ = [
-    "ENGINE_DEFAULTS", "TASKS", "FDEBlock", "NonFinite", "Step", "Task", "get_task", "load_plugins",
+    "ENGINES", "ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Incompatible", "NonFinite", "Step", "Task",
+    "all_methods", "get_task", "incompatible", "load_plugins",
 ]
 
 TASKS: dict[str, type[Task]] = {

@@ -19,18 +19,26 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..engine import fdeint
+from .engines import ENGINES
 
 __all__ = ["ENGINE_DEFAULTS", "FDEBlock", "NonFinite", "Step", "Task"]
 
-#: engine settings every task accepts, with their defaults
+#: engine settings every task accepts, with their defaults.  ``rtol`` / ``atol`` control the
+#: adaptive methods of the ``torchdiffeq`` engine only (``dopri5``, ...): 1e-6 / 1e-8 keep
+#: their error well below the fixed-step methods' at the step sizes of the shipped suites, and
+#: rtol stays ten times above float32's rounding (1.2e-7), which the step control cannot beat
 ENGINE_DEFAULTS: dict[str, Any] = {
     "alpha": 0.5,
     "method": "euler",
     "step_size": 0.05,
     "t_end": 1.0,
     "gradient": "direct",
+    "engine": "fdebench",
+    "rtol": 1e-6,
+    "atol": 1e-8,
 }
+#: the keys of :data:`ENGINE_DEFAULTS` that :class:`FDEBlock` takes
+BLOCK_KEYS = ("alpha", "method", "step_size", "gradient", "engine", "rtol", "atol")
 
 
 class NonFinite(RuntimeError):
@@ -50,27 +58,36 @@ class Step:
 
 
 class FDEBlock(nn.Module):
-    """``y0 -> fdeint(field, y0, t_eval)`` with a run's engine settings; counts evaluations.
+    """``y0 -> ys`` at ``t_eval`` with a run's engine settings (``engine``: a key of
+    :data:`~fdebench.tasks.engines.ENGINES`, ``fdebench`` by default); counts the field's
+    evaluations (``nfe``, forward and backward passes alike, whichever engine calls them) and
+    the solves' work (``work``: state elements times solver steps of ``step_size``, summed).
 
-    ``gradient`` is a plain attribute so that the gradient probe can switch modes on a copy.
+    The settings are plain attributes so that the gradient probe can switch them on a copy.
     """
 
     def __init__(self, field: nn.Module, t_eval: torch.Tensor, *, alpha: float, method: str,
-                 step_size: float, gradient: str) -> None:
+                 step_size: float, gradient: str, engine: str = "fdebench",
+                 rtol: float = ENGINE_DEFAULTS["rtol"],
+                 atol: float = ENGINE_DEFAULTS["atol"]) -> None:
         super().__init__()
         self.field = field
         self.register_buffer("t_eval", t_eval, persistent=False)
         self.alpha, self.method, self.step_size, self.gradient = alpha, method, step_size, gradient
-        self.nfe = 0
+        self.engine, self.rtol, self.atol = engine, rtol, atol
+        self.nfe, self.work = 0, 0
 
     def _counted(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
         return self.field(t, y)
 
     def forward(self, y0: torch.Tensor, t_eval: torch.Tensor | None = None) -> torch.Tensor:
-        return fdeint(
-            self._counted, y0, self.t_eval if t_eval is None else t_eval, alpha=self.alpha,
-            method=self.method, step_size=self.step_size, gradient=self.gradient,
+        t = self.t_eval if t_eval is None else t_eval
+        span = float(t[-1] - t[0])  # the engines read t on the host anyway
+        self.work += y0.numel() * math.ceil(span / self.step_size - 1e-5)  # float32 times
+        return ENGINES[self.engine].solve(
+            self._counted, y0, t, alpha=self.alpha, method=self.method,
+            step_size=self.step_size, gradient=self.gradient, rtol=self.rtol, atol=self.atol,
             params=list(self.field.parameters()),
         )
 
@@ -93,6 +110,8 @@ class Task:
     data: str = ""
     #: seconds :meth:`setup` spent loading data and moving it to the device (``data_time_s``)
     data_time_s: float = 0.0
+    #: the FDE solves' work of the last :meth:`gradient_probe` (state elements x steps)
+    probe_work: int = 0
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -178,8 +197,7 @@ class Task:
 
     def engine_kwargs(self) -> dict[str, Any]:
         """The engine settings of this run, for :class:`FDEBlock`."""
-        c = self.config
-        return {k: c[k] for k in ("alpha", "method", "step_size", "gradient")}
+        return {k: self.config[k] for k in BLOCK_KEYS}
 
     @property
     def nfe(self) -> int:
@@ -190,18 +208,31 @@ class Task:
         """Remember the initial weights (the runner calls this right after :meth:`setup`)."""
         self._initial = copy.deepcopy(self.model).cpu()
 
-    def gradient_probe(self, gradient: str) -> torch.Tensor:
+    def gradient_probe(self, gradient: str, *, step_size: float | None = None,
+                       dtype: torch.dtype | None = None, engine: str | None = None,
+                       method: str | None = None) -> torch.Tensor:
         """The parameter gradient of :meth:`probe_loss` at the initial weights under
-        ``gradient``, flattened (float64 when ``probe_float64``)."""
+        ``gradient``, flattened; in ``dtype`` (default: float64 when ``probe_float64``, else
+        the model's), with the run's engine settings but for the overrides given (``step_size``,
+        ``engine``, ``method``: e.g. the fine-step reference of
+        :mod:`fdebench.runner.fidelity`).  Sets :attr:`probe_work`, the FDE solves' work of
+        this probe (state elements times solver steps, summed over the solves)."""
         model = copy.deepcopy(self._initial)
-        if self.probe_float64:
-            model = model.double()
+        dtype = dtype or (torch.float64 if self.probe_float64 else None)
+        if dtype is not None:
+            model = model.to(dtype)
         model = model.to(self.device)
-        for block in model.modules():
-            if isinstance(block, FDEBlock):
-                block.gradient = gradient
+        overrides = {"gradient": gradient, "step_size": step_size, "engine": engine,
+                     "method": method}
+        blocks = [m for m in model.modules() if isinstance(m, FDEBlock)]
+        for block in blocks:
+            block.work = 0
+            for key, value in overrides.items():
+                if value is not None:
+                    setattr(block, key, value)
         params = [p for p in model.parameters() if p.requires_grad]
         grads = torch.autograd.grad(self.probe_loss(model), params, allow_unused=True)
+        self.probe_work = sum(block.work for block in blocks)
         return torch.cat([
             (torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads,
                                                                                   strict=True)

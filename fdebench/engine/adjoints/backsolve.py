@@ -42,6 +42,11 @@ class BacksolveAdjoint(OwnBackwardMode):
     name = "backsolve"
 
     @classmethod
+    def check_order(cls) -> str | None:
+        return ("gives no derivative with respect to alpha (it solves classical ODEs only, "
+                "where there is no order to learn)")
+
+    @classmethod
     def check(cls, method: str, alpha: float) -> str | None:
         if alpha == 1:
             return None

@@ -22,6 +22,11 @@ class OwnBackwardMode(GradientMode):
     owns_backward = True
     needs_inputs = False  # the scheme keeps no per-step inputs for this mode
 
+    @classmethod
+    def check_order(cls) -> str | None:
+        return ("gives no derivative with respect to alpha (an approximate adjoint of the "
+                "continuous problem)")
+
 
 class TrajectoryMode(OwnBackwardMode):
     """Keeps the whole forward trajectory ``y_0 .. y_N``: one ``(N + 1) x |y|`` buffer."""

@@ -69,6 +69,15 @@ class ContinuousAdjoint(TrajectoryMode):
 
     name = "continuous"
 
+    @classmethod
+    def check_order(cls) -> str | None:
+        # dL/dalpha = int lam^T (d/da I^a f) would need the alpha-derivative of the kernel
+        # t^(a-1) / Gamma(a) (a log-weighted kernel, singular like log(t) t^(a-1)) in the
+        # Volterra adjoint and a product rule for it; not implemented
+        return ("gives no derivative with respect to alpha: its Volterra adjoint would need "
+                "the alpha-derivative of the kernel t^(a-1) / Gamma(a), which it does not "
+                "discretise")
+
     def backward(self, scheme: Scheme) -> torch.Tensor:
         a, h, n = scheme.alpha, scheme.grid.h, scheme.n
         buf, self.states = self.states, None

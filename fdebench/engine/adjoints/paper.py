@@ -57,6 +57,11 @@ class PaperAdjoint(TrajectoryMode):
 
     name = "paper"
 
+    @classmethod
+    def check_order(cls) -> str | None:
+        return ("gives no derivative with respect to alpha (the published method has none: "
+                "torchfde reads the order with beta.item())")
+
     def backward(self, scheme: Scheme) -> torch.Tensor:
         problem = _ReversedAdjoint(self, scheme)
         adjoint_scheme = type(scheme)(Field(problem, scheme.y0), torch.zeros_like(scheme.y0),

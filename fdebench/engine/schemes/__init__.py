@@ -19,7 +19,8 @@ METHODS: dict[str, tuple[type[Scheme] | None, type[Scheme]]] = {
 }
 
 
-def scheme_for(method: str, alpha: float) -> type[Scheme]:
-    """The scheme class of ``method`` at order ``alpha`` (validated by the caller)."""
+def scheme_for(method: str, alpha: float, learnable: bool = False) -> type[Scheme]:
+    """The scheme class of ``method`` at order ``alpha`` (validated by the caller).  A learnable
+    order keeps the fractional scheme at ``alpha == 1``: the classical one has no alpha."""
     fractional, classical = METHODS[method]
-    return classical if alpha == 1 else fractional
+    return classical if alpha == 1 and not learnable else fractional

@@ -50,14 +50,26 @@ class Scheme:
     A mode that :attr:`~GradientMode.owns_backward` sees every grid value through :meth:`emit`
     (``mode.keep``) and runs the backward pass itself; the scheme then frees its history buffer
     as soon as the forward solve ends.
+
+    A learnable order (``learn_order``; exact modes only): the backward pass also leaves
+    ``dL/dalpha`` in :attr:`alpha_bar`.  ``alpha`` enters a scheme in two places.  (1) The
+    history kernels ``k_a``: a sum ``y_m = ... + sum_j k_a[m - j] x_j`` contributes
+    ``sum_m sum_{j<m} k_a'[m - j] <ybar_m, x_j> = sum_j <x_j, sum_{m>j} k_a'[m - j] ybar_m>``,
+    the adjoint's own ``future`` sum with the derivative kernel stacked on the kernel
+    (:meth:`adjoint_kernel`: the same rows read once for both) correlated with the stored
+    ``x_j`` while it is still in the buffer (:meth:`order_term`).  (2) A scalar factor of a
+    local step (``mu``, ``h^a / Gamma(a + 2)``): it becomes an input of the step
+    (:meth:`order_input`), so its cotangent comes out of the step's VJP in every mode.
     """
 
     def __init__(
         self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float, mode: GradientMode,
-        history: str = "stepwise",
+        history: str = "stepwise", learn_order: bool = False,
     ) -> None:
         self.field, self.grid, self.alpha, self.mode = field, grid, alpha, mode
         self.history = history
+        self.learn_order = learn_order
+        self.alpha_bar: torch.Tensor | None = None  # dL/dalpha after the backward pass
         self.y0 = y0.detach().reshape(-1)
         self.n = grid.n_steps
         self.times = grid.times(y0.dtype, y0.device)
@@ -113,6 +125,7 @@ class Scheme:
         """Cotangent of ``y0`` for output cotangents ``grad_ys``; fills ``mode.param_grads``."""
         self._grad_ys = grad_ys.reshape(self._n_out, -1)
         self.mode.param_grads = [None] * len(self.mode.params)
+        self.alpha_bar = self.y0.new_zeros(()) if self.learn_order else None
         self.spent = True
         y0_bar = self.mode.backward(self) if self.mode.owns_backward else self.backward()
         self._grad_ys = self.buf = None  # free the history as soon as the gradient is known
@@ -140,6 +153,36 @@ class Scheme:
         ``scratch``: rows ``< j`` of the first buffer are dead (the fast sums may use them).
         """
         return _history.future(self.history, terms, targets, scratch=scratch, share=share)
+
+    # ---- a learnable order -----------------------------------------------------------------
+    def order_input(self, value: float) -> tuple[torch.Tensor, ...]:
+        """The inputs a local step takes for a scalar factor ``value`` that depends on alpha:
+        none for a fixed order (the step uses the float), ``(value,)`` as a 0-dim tensor for a
+        learnable one, whose cotangent the step's VJP then returns (:meth:`add_order`)."""
+        return (self.y0.new_tensor(value),) if self.learn_order else ()
+
+    def adjoint_kernel(self, kernel: torch.Tensor,
+                       derivative: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The kernel of a ``future`` sum; with a learnable order, stacked with its
+        alpha-derivative (``derivative()``, float64, computed here once per backward pass)."""
+        if not self.learn_order:
+            return kernel
+        return torch.stack([kernel, derivative().to(kernel)])
+
+    def order_term(self, sums: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """The cotangent part of a ``future`` sum over :meth:`adjoint_kernel`; with a learnable
+        order adds ``<source, derivative part>`` to :attr:`alpha_bar` (``source``: the history
+        value ``x_j`` the sum's target ``j`` multiplies)."""
+        if not self.learn_order:
+            return sums
+        self.alpha_bar += torch.dot(source, sums[1])
+        return sums[0]
+
+    def add_order(self, cotangent: torch.Tensor | None, derivative: float) -> None:
+        """``alpha_bar += derivative * cotangent`` for a scalar factor from :meth:`order_input`
+        (``derivative``: the factor's d/dalpha)."""
+        if cotangent is not None:
+            self.alpha_bar += derivative * cotangent
 
     def forward(self) -> None:
         raise NotImplementedError

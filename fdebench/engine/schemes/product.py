@@ -4,6 +4,15 @@
 The history buffer holds ``f_j = f(t_j, y_j)``; in the backward pass its slots are reused, newest
 first, for the adjoint states, and (in adjoint mode) each ``y_j`` is rebuilt from the slots that
 still hold ``f`` values.  Memory: one ``(N + 1) x |y|`` buffer (euler) or two (abm).
+
+A learnable order: the kernels (and abm's first corrector column and ``kappa = h^a /
+Gamma(a + 2)``) depend on alpha.  ``dL/dalpha = sum_j <f_j, sum_{m>j} k'[m - j] ybar_m>`` over
+each kernel (``ybar``: the cotangent of what the kernel sums into: ``y_m``, or for abm the
+predictor and the corrector base), from the adjoint's ``future`` sums with ``k'`` stacked on
+``k`` (the same rows read once; no extra buffer, the ``fast`` sums' partial sums then need their
+bounded block, within the same workspace bound), plus for abm ``kappa' <ybar_m, f(t_m,
+y^P_m)>``, from the corrector step's VJP (``kappa`` is an input of the step; ``direct`` keeps the
+field value it multiplies: at most one more ``|y|`` per step).
 """
 
 from __future__ import annotations
@@ -13,9 +22,13 @@ import math
 import torch
 
 from ..weights import (
+    digamma,
+    product_rectangle_derivative,
     product_rectangle_weights,
     product_trapezoid_first_column,
+    product_trapezoid_first_column_derivative,
     product_trapezoid_weights,
+    product_trapezoid_weights_derivative,
 )
 from .base import Scheme, add
 
@@ -50,18 +63,23 @@ class FractionalEuler(Scheme):
     def _local(self, j: int, y: torch.Tensor) -> tuple[torch.Tensor]:
         return (self.field(self.times[j], y),)
 
+    def _derivative(self) -> torch.Tensor:
+        return product_rectangle_derivative(self.alpha, self.n, self.grid.h)
+
     def backward(self) -> torch.Tensor:
         buf, kernel, n = self.buf, self.kernel, self.n
         rebuild = self.mode.needs_inputs  # y_j from the f values still in rows < j
         # without rebuilding, rows < j (the f values) are dead: the future sums may use them
-        future = self.future([(buf, kernel)], range(n - 1, -1, -1), scratch=not rebuild,
+        # (not with a learnable order: its two kernels keep their partial sums apart)
+        future = self.future([(buf, self.adjoint_kernel(kernel, self._derivative))],
+                             range(n - 1, -1, -1), scratch=not rebuild,
                              share=0.5 if rebuild else 1.0)
         past = self.past(buf, kernel, range(n - 1, 0, -1), share=0.5) if rebuild else None
         y0_bar = torch.zeros_like(self.y0)
         for j in range(n, -1, -1):
             y_bar = self.loss_cotangent(j)
             if j < n:
-                f_bar = future(j)
+                f_bar = self.order_term(future(j), buf[j])  # buf[j] still holds f_j
                 inputs = (self.y0 + past(j) if j else self.y0,) if rebuild else None
                 (vjp,) = self.mode.vjp(j, self._local, inputs, (f_bar,))
                 y_bar = add(y_bar, vjp)
@@ -93,8 +111,19 @@ class FractionalABM(Scheme):
         self.first_fix = (self.first - self.k_corr).tolist()
         self.kappa = h**a / math.gamma(a + 2)
 
+    def _derivatives(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """The alpha-derivatives of ``k_pred``, ``k_corr``, ``first`` (float64) and ``kappa``."""
+        a, n, h = self.alpha, self.n, self.grid.h
+        return (product_rectangle_derivative(a, n, h),
+                product_trapezoid_weights_derivative(a, n, h),
+                product_trapezoid_first_column_derivative(a, n, h),
+                self.kappa * (math.log(h) - digamma(a + 2)))
+
     def forward(self) -> None:
         self._weights()
+        # a learnable order: kappa is an input of the corrector step, whose VJP then gives
+        # its cotangent <ybar_m, f(t_m, y^P_m)>
+        self.scale = self.order_input(self.kappa)
         self.buf = buf = self.buffer()
         # two sums per target: no single free row to hold them (no scratch)
         past = self.past(buf, torch.stack([self.k_pred, self.k_corr]), range(1, self.n + 1))
@@ -108,27 +137,36 @@ class FractionalABM(Scheme):
                 (y,) = self.mode.record(m, self._last, *inputs)
             self.emit(m, y)
 
-    def _inputs(self, past, buf, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(y^P_m, y0 + corrector history)`` from the stored ``f_0 .. f_{m-1}``."""
+    def _inputs(self, past, buf, m: int) -> tuple[torch.Tensor, ...]:
+        """``(y^P_m, y0 + corrector history)`` from the stored ``f_0 .. f_{m-1}`` (and
+        ``kappa`` for a learnable order)."""
         pred, corr = past(m)
         base = corr.add_(buf[0], alpha=self.first_fix[m]).add_(self.y0)
-        return self.y0 + pred, base
+        return self.y0 + pred, base, *self.scale
 
     def _first(self, j: int, y: torch.Tensor) -> tuple[torch.Tensor]:
         return (self.field(self.times[0], y),)
 
-    def _last(self, m: int, y_pred: torch.Tensor, base: torch.Tensor) -> tuple[torch.Tensor]:
-        return (base + self.kappa * self.field(self.times[m], y_pred),)
+    def _last(self, m: int, y_pred: torch.Tensor, base: torch.Tensor,
+              *scale: torch.Tensor) -> tuple[torch.Tensor]:
+        kappa = scale[0] if scale else self.kappa
+        return (base + kappa * self.field(self.times[m], y_pred),)
 
-    def _step(self, m: int, y_pred: torch.Tensor, base: torch.Tensor):
-        (y,) = self._last(m, y_pred, base)
+    def _step(self, m: int, y_pred: torch.Tensor, base: torch.Tensor, *scale: torch.Tensor):
+        (y,) = self._last(m, y_pred, base, *scale)
         return y, self.field(self.times[m], y)
 
     def backward(self) -> torch.Tensor:
         n, buf = self.n, self.buf
         pred_bar = self.buffer()  # cotangents of y^P_m; `buf` takes those of the corrector base
         rebuild = self.mode.needs_inputs  # the inputs from the f values still in rows < m
-        future = self.future([(buf, self.k_corr), (pred_bar, self.k_pred)], range(n - 1, 0, -1),
+        k_pred, k_corr, first, d_kappa = self.k_pred, self.k_corr, self.first, 0.0
+        if self.learn_order:
+            d_pred, d_corr, d_first, d_kappa = self._derivatives()
+            k_pred = self.adjoint_kernel(k_pred, lambda: d_pred)
+            k_corr = self.adjoint_kernel(k_corr, lambda: d_corr)
+            first = self.adjoint_kernel(first, lambda: d_first)
+        future = self.future([(buf, k_corr), (pred_bar, k_pred)], range(n - 1, 0, -1),
                              scratch=not rebuild, share=0.5 if rebuild else 1.0)
         past = None
         if rebuild:
@@ -138,17 +176,19 @@ class FractionalABM(Scheme):
         for m in range(n, 0, -1):
             inputs = self._inputs(past, buf, m) if rebuild else None
             if m < n:
-                f_bar = future(m)
+                f_bar = self.order_term(future(m), buf[m])  # buf[m] still holds f_m
                 fn, cots = self._step, (self.loss_cotangent(m), f_bar)
             else:
                 fn, cots = self._last, (self.loss_cotangent(m),)
-            p_bar, b_bar = self.mode.vjp(m, fn, inputs, cots)
+            p_bar, b_bar, *kappa_bar = self.mode.vjp(m, fn, inputs, cots)
+            if kappa_bar:
+                self.add_order(kappa_bar[0], d_kappa)
             for target, value in ((pred_bar[m], p_bar), (buf[m], b_bar)):
                 if value is None:
                     target.zero_()
                 else:
                     target.copy_(value)
                     y0_bar += value
-        f_bar = self.first[1:] @ buf[1:] + self.k_pred[1:] @ pred_bar[1:]
+        f_bar = self.order_term(first[..., 1:] @ buf[1:] + k_pred[..., 1:] @ pred_bar[1:], buf[0])
         (vjp,) = self.mode.vjp(0, self._first, (self.y0,), (f_bar,))
         return y0_bar + add(self.loss_cotangent(0), vjp)

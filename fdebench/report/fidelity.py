@@ -1,0 +1,71 @@
+"""The report section on gradient fidelity: gradient error against the number of steps.
+
+Two errors per gradient mode, from the records (see :mod:`fdebench.runner.fidelity`):
+``grad_rel_err_fine`` (against a float64 fdebench ``direct`` gradient at an 8 times finer step:
+the distance from the continuous problem, every mode including ``direct``) and
+``grad_rel_err`` (against ``direct`` of the same engine and step).  Each is plotted against N
+on log-log axes, with the convergence order fitted by :func:`~fdebench.report.series.
+growth_exponent` (``error ~ N^-p``) in the legend and in a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures
+from .series import error_panels
+from .tables import fitted_table
+
+__all__ = ["fidelity_section", "skipped_fine_lines"]
+
+FINE = "grad_rel_err_fine"
+VERSUS_DIRECT = "grad_rel_err"
+EXPLANATION = (
+    "`grad_rel_err_fine`: each mode's parameter gradient (probe batch, initial weights) against "
+    "a float64 `direct` gradient of the fdebench engine at an 8x finer step, same alpha and "
+    "method (torchdiffeq runs: fdebench `euler` for `euler`, `rk4` for every other method): "
+    "the distance from the gradient of the continuous problem, to within the reference's own "
+    "error (about 1/8 of the run's for a first-order method). `grad_rel_err`: against `direct` "
+    "of the same engine and step. Order p: least-squares fit of error ~ N^-p over the mean of "
+    "the seeds at each N (exact modes sit at rounding level against direct: no order there)."
+)
+
+
+def skipped_fine_lines(runs: pd.DataFrame) -> list[str]:
+    """Why the fine reference is missing from some runs (one line per distinct reason)."""
+    if "grad_fine_skipped" not in runs.columns:
+        return []
+    reasons = runs["grad_fine_skipped"].dropna()
+    counts = reasons.map(lambda r: str(r).split(":")[0]).value_counts()
+    if counts.empty:
+        return []
+    parts = ", ".join(f"{n} run{'s' * (n != 1)} ({reason})" for reason, n in counts.items())
+    return [f"No fine-step reference gradient for {parts}: see `grad_fine_skipped` in the "
+            "records.", ""]
+
+
+def fidelity_section(task: str, runs: pd.DataFrame, keys: list[str],
+                     png: Callable[[str], Path],
+                     figure_lines: Callable[[Path | None, str, str], list[str]]) -> list[str]:
+    """Order table and error-vs-N figures of one task, when some configuration spans several N
+    (``png(kind)`` names a figure file, ``figure_lines`` embeds one)."""
+    fine = error_panels(runs, keys, FINE)
+    versus = error_panels(runs, keys, VERSUS_DIRECT)
+    if not fine and not versus:
+        return []
+    lines = ["### Gradient error vs number of steps", "", EXPLANATION, "",
+             fitted_table({"order vs fine reference": fine, "order vs direct": versus}), ""]
+    for column, panels, what in ((FINE, fine, "the fine-step float64 reference"),
+                                 (VERSUS_DIRECT, versus, "direct at the same step")):
+        drawn = figures.scaling_figure(
+            panels, png(f"{column}_vs_steps"), f"{task}: gradient error against {what}",
+            f"relative gradient error ({column})", legend_title="mode (fitted order)")
+        lines += figure_lines(drawn, f"{column} vs N", (
+            f"Relative error of each mode's parameter gradient against {what}, against the "
+            "number of steps N (log-log, mean over seeds); legend: fitted order p, "
+            "error ~ N^-p."))
+    return lines
+

@@ -1,0 +1,166 @@
+"""The "Claims" report section on synthetic records: every verdict branch of every claim."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from fdebench.report.claims import (
+    ACCURACY_TOLERANCE,
+    cell_verdicts,
+    claim_values,
+    claims_section,
+    overall_verdict,
+)
+
+MIB = 2**20
+
+
+def record(task: str, gradient: str, seed: int = 0, alpha: float = 0.5, *, mem: float = 100,
+           time: float = 1.0, **metrics: float) -> dict:
+    """A stored record as `fdebench.results.load` returns it (flat, metrics as columns)."""
+    names = list(metrics) or ["test_accuracy"]
+    return {"suite": "s", "task": task, "gradient": gradient, "seed": seed, "alpha": alpha,
+            "status": "ok", "run_id": f"{task}[{alpha},{gradient},{seed}]",
+            "id_keys": ["alpha", "gradient", "seed"], "metric_names": names,
+            "peak_mem_bytes": mem * MIB, "time_per_iter_s": time,
+            **({"test_accuracy": 0.9} | metrics)}
+
+
+def frame(*records: dict) -> pd.DataFrame:
+    return pd.DataFrame(list(records))
+
+
+def verdict(runs: pd.DataFrame, claim: str) -> tuple[pd.DataFrame, str]:
+    cells = cell_verdicts(claim_values(runs))
+    cells = cells[cells["claim"] == claim]
+    return cells, overall_verdict(cells)
+
+
+# ---- memory: ratio = mode / direct, claimed 0.33-0.67, lower is better -------------------------
+@pytest.mark.parametrize(
+    ("mem", "cell", "overall"),
+    [(50, "holds", "holds"),
+     (10, "better than claimed", "holds, better than claimed for every task and mode"),
+     (90, "does not hold", "does not hold")],
+    ids=["within", "better", "worse"],
+)
+def test_memory_claim_branches(mem, cell, overall):
+    runs = frame(record("t", "direct", mem=100), record("t", "paper", mem=mem))
+    cells, text = verdict(runs, "memory")
+    assert list(cells["verdict"]) == [cell] and text == overall
+
+
+def test_memory_holds_only_for_some_cells_and_names_them():
+    runs = frame(record("a", "direct", mem=100), record("a", "paper", mem=50),
+                 record("a", "adjoint", mem=10), record("b", "direct", mem=100),
+                 record("b", "paper", mem=95))
+    cells, text = verdict(runs, "memory")
+    assert text == ("holds only for a/adjoint, a/paper (better than claimed for a/adjoint)")
+    assert dict(zip(cells["task"] + "/" + cells["gradient"], cells["verdict"], strict=True)) \
+        == {"a/adjoint": "better than claimed", "a/paper": "holds", "b/paper": "does not hold"}
+
+
+def test_ratios_pair_runs_of_the_same_configuration_and_seed():
+    """Direct's memory differs by alpha and seed: each mode run is divided by its own pair."""
+    runs = frame(record("t", "direct", 0, 0.5, mem=100), record("t", "direct", 1, 0.5, mem=200),
+                 record("t", "direct", 0, 0.9, mem=400),
+                 record("t", "adjoint", 0, 0.5, mem=50), record("t", "adjoint", 1, 0.5, mem=60),
+                 record("t", "adjoint", 0, 0.9, mem=200))
+    values = claim_values(runs)
+    memory = sorted(values.loc[values["claim"] == "memory", "value"])
+    assert memory == pytest.approx([0.3, 0.5, 0.5])
+    cells, _ = verdict(runs, "memory")  # 0.3 is better than claimed, 0.5 within: it holds
+    assert list(cells["verdict"]) == ["holds"] and cells["n"].iloc[0] == 3
+
+
+def test_a_cell_with_worse_and_other_values_holds_in_part():
+    runs = frame(record("t", "direct", 0, mem=100), record("t", "direct", 1, mem=100),
+                 record("t", "paper", 0, mem=50), record("t", "paper", 1, mem=80))
+    cells, text = verdict(runs, "memory")
+    assert list(cells["verdict"]) == ["holds in 1 of 2"] and text == "does not hold"
+
+
+# ---- speed: speed-up = direct time / mode time, claimed 2-3x, higher is better -----------------
+@pytest.mark.parametrize(
+    ("time", "cell"),
+    [(0.4, "holds"), (0.2, "better than claimed"), (1.3, "does not hold")],
+    ids=["2.5x", "5x", "0.77x"],
+)
+def test_speed_claim_branches(time, cell):
+    runs = frame(record("t", "direct", time=1.0), record("t", "continuous", time=time))
+    cells, _ = verdict(runs, "speed")
+    assert list(cells["verdict"]) == [cell]
+    assert claim_values(runs).query("claim == 'speed'")["value"].iloc[0] == \
+        pytest.approx(1.0 / time)
+
+
+# ---- accuracy: headline metric against direct's, with a tolerance ------------------------------
+@pytest.mark.parametrize(
+    ("accuracies", "cell"),
+    [((0.905, 0.915), "holds"),  # mean 0.91, direct 0.91
+     ((0.70, 0.72), "does not hold"),
+     ((0.99, 0.99), "better than claimed")],
+    ids=["comparable", "worse", "better"],
+)
+def test_accuracy_claim_branches(accuracies, cell):
+    runs = frame(record("img", "direct", 0, test_accuracy=0.90),
+                 record("img", "direct", 1, test_accuracy=0.92),
+                 *(record("img", "paper", s, test_accuracy=a) for s, a in enumerate(accuracies)))
+    cells, _ = verdict(runs, "accuracy")
+    assert list(cells["verdict"]) == [cell]
+
+
+def test_accuracy_tolerance_is_one_point_or_the_seeds_spread():
+    # direct identical over seeds (no spread): 1.5 points lower is not comparable
+    tight = frame(record("i", "direct", 0, test_accuracy=0.9),
+                  record("i", "direct", 1, test_accuracy=0.9),
+                  record("i", "adjoint", 0, test_accuracy=0.885),
+                  record("i", "adjoint", 1, test_accuracy=0.885))
+    assert list(verdict(tight, "accuracy")[0]["verdict"]) == ["does not hold"]
+    row = claim_values(tight).query("claim == 'accuracy'").iloc[0]
+    assert row["tolerance"] == ACCURACY_TOLERANCE and row["value"] == pytest.approx(-0.015)
+    # direct spread over seeds: std of (0.88, 0.92) = 0.028 > 1 point: the same gap is fine
+    loose = frame(record("i", "direct", 0, test_accuracy=0.88),
+                  record("i", "direct", 1, test_accuracy=0.92),
+                  record("i", "adjoint", 0, test_accuracy=0.885),
+                  record("i", "adjoint", 1, test_accuracy=0.885))
+    assert list(verdict(loose, "accuracy")[0]["verdict"]) == ["holds"]
+
+
+@pytest.mark.parametrize(
+    ("mse", "cell"),
+    [(1.05, "holds"), (1.5, "does not hold"), (0.5, "better than claimed")],
+    ids=["within-10%", "worse", "better"],
+)
+def test_error_metrics_use_a_relative_tolerance_and_lower_is_better(mse, cell):
+    runs = frame(record("lv", "direct", test_mse=1.0), record("lv", "paper", test_mse=mse))
+    cells, _ = verdict(runs, "accuracy")
+    assert list(cells["verdict"]) == [cell]
+    assert "test_mse" in cells["measured"].iloc[0]
+
+
+def test_the_headline_metric_is_the_first_both_modes_have():
+    """lotka_volterra's neural model has no param_rel_err: its train_mse is compared."""
+    direct = record("lv", "direct", param_rel_err=float("nan"), train_mse=2.0)
+    mode = record("lv", "adjoint", param_rel_err=float("nan"), train_mse=2.0)
+    values = claim_values(frame(direct, mode)).query("claim == 'accuracy'")
+    assert list(values["metric"]) == ["train_mse"]
+
+
+# ---- the section --------------------------------------------------------------------------------
+def test_no_section_without_direct_and_another_mode():
+    assert claims_section(frame(record("t", "direct"), record("t", "direct", 1))) == []
+    assert claims_section(frame(record("t", "adjoint"))) == []
+
+
+def test_section_states_each_claim_and_its_verdict():
+    runs = frame(record("t", "direct", mem=100, time=1.0),
+                 record("t", "paper", mem=50, time=2.0, test_accuracy=0.9))
+    text = "\n".join(claims_section(runs))
+    assert text.startswith("## Claims")
+    for phrase in ("33-67% of direct's memory", "2-3x faster", "accuracy comparable to direct",
+                   r"\| holds +\|", r"\| does not hold +\|", "0.50x", r"\| 0.50 +\|"):
+        assert re.search(phrase, text), phrase
