@@ -25,7 +25,7 @@ from matplotlib.ticker import (
 from .grouping import GRADIENT_ORDER, ordered_modes
 from .series import Curve, Panel, pareto_front
 
-__all__ = ["memory_vs_time", "scaling_figure", "training_figure"]
+__all__ = ["memory_vs_time", "order_figure", "scaling_figure", "training_figure"]
 
 DPI = 120
 MAX_PANELS = 12
@@ -178,3 +178,26 @@ def _pareto(ax: Axes, x: np.ndarray, y: np.ndarray) -> None:
     if front.size > 1:
         ax.step(x[front], y[front], where="post", color="0.5", linestyle="--", linewidth=1,
                 zorder=1, label="Pareto front")
+
+
+def order_figure(ok: pd.DataFrame, path: Path, task: str) -> Path:
+    """Learnt (``alpha_learned``) against true order (``truth``) of ``ok``'s runs, one marker
+    per run, one colour per gradient mode."""
+    modes = ordered_modes(ok["gradient"])
+    styles = _styles(modes)
+    figure = Figure(figsize=(5.2, 4.6), layout="constrained")
+    ax = figure.subplots()
+    lo = float(min(ok["truth"].min(), ok["alpha_learned"].min())) - 0.05
+    ax.plot([lo, 1.02], [lo, 1.02], color="0.6", linewidth=1, label="learned = true")
+    spread = np.linspace(-0.012, 0.012, len(modes)) if len(modes) > 1 else [0.0]
+    for offset, mode in zip(spread, modes, strict=True):
+        runs = ok[ok["gradient"] == mode]
+        style = styles[mode]
+        ax.scatter(runs["truth"] + offset, runs["alpha_learned"], color=style["color"],
+                   marker=style["marker"], s=28, label=mode, alpha=0.85)
+    ax.set_xlabel("true order of the data (alpha_true)")
+    ax.set_ylabel("learned order (alpha_learned)")
+    ax.set_title(f"{task}: learned vs true order", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(figure, path)

@@ -12,6 +12,7 @@ from . import figures
 from .claims import claims_section
 from .fidelity import fidelity_section, skipped_fine_lines
 from .grouping import config_keys, format_value, metric_names, with_n_steps
+from .order import order_section
 from .series import scaling_panels, time_memory_panels, training_curves
 from .tables import (
     MIB,
@@ -129,6 +130,7 @@ def _task_section(task: str, runs: pd.DataFrame, folder: Path) -> list[str]:
     lines += [gradient_table(summary, keys, metrics), "", *skipped_fine_lines(runs)]
     lines += _scaling_section(task, runs, keys, folder)
     lines += fidelity_section(task, runs, keys, lambda kind: _png(folder, task, kind), _figure)
+    lines += order_section(task, runs, keys, lambda kind: _png(folder, task, kind), _figure)
     return lines + _other_figures(task, runs, keys, summary, folder)
 
 

@@ -84,6 +84,8 @@ class RunRecord:
     # ---- quality ------------------------------------------------------------------------
     metric_names: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: the trained order of the model's FDE block with ``learn_alpha`` (``None`` otherwise)
+    alpha_learned: float | None = None
     #: this mode's parameter gradient against direct's (``None`` for direct, the reference)
     grad_rel_err: float | None = None
     grad_cosine: float | None = None

@@ -142,9 +142,10 @@ ENGINE_CHECKS = {
     "engine": _one_of(ENGINES),
     "rtol": _positive,
     "atol": _positive,
+    "learn_alpha": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
 }
 #: the keys whose combination an engine may refuse (see fdebench.tasks.engines.incompatible)
-COMBINED = ("engine", "method", "gradient", "alpha")
+COMBINED = ("engine", "method", "gradient", "alpha", "learn_alpha")
 
 
 def _typed(default: Any) -> Any:

@@ -147,6 +147,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         for key, value in _train(task, spec["measure"], device).items():
             setattr(record, key, value)
         record.metrics = task.evaluate()
+        record.alpha_learned = task.alpha_learned()
         for key, value in fidelity(task, config).items():
             setattr(record, key, value)
     except Exception as exc:  # every failure becomes a record; the suite goes on

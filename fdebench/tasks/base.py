@@ -36,9 +36,10 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "engine": "fdebench",
     "rtol": 1e-6,
     "atol": 1e-8,
+    "learn_alpha": False,
 }
 #: the keys of :data:`ENGINE_DEFAULTS` that :class:`FDEBlock` takes
-BLOCK_KEYS = ("alpha", "method", "step_size", "gradient", "engine", "rtol", "atol")
+BLOCK_KEYS = ("alpha", "method", "step_size", "gradient", "engine", "rtol", "atol", "learn_alpha")
 
 
 class NonFinite(RuntimeError):
@@ -63,19 +64,35 @@ class FDEBlock(nn.Module):
     evaluations (``nfe``, forward and backward passes alike, whichever engine calls them) and
     the solves' work (``work``: state elements times solver steps of ``step_size``, summed).
 
+    With ``learn_alpha`` the order is a trained parameter: ``alpha = sigmoid(alpha_logit)``,
+    which keeps it in (0, 1) whatever the optimiser does, started at ``alpha`` (which must then
+    be below 1); the engine differentiates the solve with respect to it (exactly, in the modes
+    that can: ``direct``, ``adjoint``, ``checkpoint``; see :func:`fdebench.engine.fdeint`).
+
     The settings are plain attributes so that the gradient probe can switch them on a copy.
     """
 
     def __init__(self, field: nn.Module, t_eval: torch.Tensor, *, alpha: float, method: str,
                  step_size: float, gradient: str, engine: str = "fdebench",
                  rtol: float = ENGINE_DEFAULTS["rtol"],
-                 atol: float = ENGINE_DEFAULTS["atol"]) -> None:
+                 atol: float = ENGINE_DEFAULTS["atol"], learn_alpha: bool = False) -> None:
         super().__init__()
         self.field = field
         self.register_buffer("t_eval", t_eval, persistent=False)
         self.alpha, self.method, self.step_size, self.gradient = alpha, method, step_size, gradient
         self.engine, self.rtol, self.atol = engine, rtol, atol
         self.nfe, self.work = 0, 0
+        self.alpha_logit: nn.Parameter | None = None
+        if learn_alpha:
+            if not 0 < alpha < 1:
+                raise ValueError(f"a learnable order starts inside (0, 1) (alpha = "
+                                 f"sigmoid(logit)), got alpha={alpha}")
+            self.alpha_logit = nn.Parameter(torch.tensor(math.log(alpha / (1 - alpha))))
+
+    @property
+    def order(self) -> float | torch.Tensor:
+        """The order the solve uses: ``alpha``, or ``sigmoid(alpha_logit)`` when learnt."""
+        return self.alpha if self.alpha_logit is None else torch.sigmoid(self.alpha_logit)
 
     def _counted(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
@@ -86,7 +103,7 @@ class FDEBlock(nn.Module):
         span = float(t[-1] - t[0])  # the engines read t on the host anyway
         self.work += y0.numel() * math.ceil(span / self.step_size - 1e-5)  # float32 times
         return ENGINES[self.engine].solve(
-            self._counted, y0, t, alpha=self.alpha, method=self.method,
+            self._counted, y0, t, alpha=self.order, method=self.method,
             step_size=self.step_size, gradient=self.gradient, rtol=self.rtol, atol=self.atol,
             params=list(self.field.parameters()),
         )
@@ -198,6 +215,13 @@ class Task:
     def engine_kwargs(self) -> dict[str, Any]:
         """The engine settings of this run, for :class:`FDEBlock`."""
         return {k: self.config[k] for k in BLOCK_KEYS}
+
+    def alpha_learned(self) -> float | None:
+        """The learnt order of the model's FDE block (the mean over its blocks if it has
+        several); ``None`` when the order is not learnt."""
+        orders = [torch.sigmoid(m.alpha_logit.detach()).item() for m in self.model.modules()
+                  if isinstance(m, FDEBlock) and m.alpha_logit is not None]
+        return sum(orders) / len(orders) if orders else None
 
     @property
     def nfe(self) -> int:

@@ -49,9 +49,10 @@ class Engine:
     methods: ClassVar[tuple[str, ...]]
     gradients: ClassVar[tuple[str, ...]]
 
-    def incompatible(self, method: str, gradient: str, alpha: float) -> Incompatible | None:
-        """Why ``method`` with ``gradient`` at order ``alpha`` cannot run here (``None``: it
-        can)."""
+    def incompatible(self, method: str, gradient: str, alpha: float,
+                     learn_alpha: bool = False) -> Incompatible | None:
+        """Why ``method`` with ``gradient`` at order ``alpha`` (a learnt order starting there
+        if ``learn_alpha``) cannot run here (``None``: it can)."""
         if method not in self.methods:
             return Incompatible(("method", "engine"), (
                 f"method {method!r} is not a method of engine {self.name!r}; its methods: "
@@ -82,11 +83,15 @@ class FdebenchEngine(Engine):
     methods = tuple(METHODS)
     gradients = tuple(GRADIENTS)
 
-    def incompatible(self, method: str, gradient: str, alpha: float) -> Incompatible | None:
+    def incompatible(self, method: str, gradient: str, alpha: float,
+                     learn_alpha: bool = False) -> Incompatible | None:
         """Besides an unknown method or mode: a classical method (``rk4``) needs ``alpha ==
         1``, and each gradient mode's own ``check(method, alpha)`` (e.g. ``backsolve``: alpha
-        = 1 only), with the modes that can."""
+        = 1 only), with the modes that can; a learnt order needs a fractional method, a mode
+        that differentiates it (``check_order``) and a start below 1."""
         if problem := super().incompatible(method, gradient, alpha):
+            return problem
+        if learn_alpha and (problem := self._learnable(method, gradient, alpha)):
             return problem
         if METHODS[method][0] is None and alpha != 1:
             usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
@@ -100,6 +105,24 @@ class FdebenchEngine(Engine):
         return Incompatible(("gradient", "method", "alpha"), (
             f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
             f"of: {', '.join(usable)}"))
+
+    @staticmethod
+    def _learnable(method: str, gradient: str, alpha: float) -> Incompatible | None:
+        if METHODS[method][0] is None:
+            usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
+            return Incompatible(("method", "learn_alpha"), (
+                f"method {method!r} has no order to learn; with learn_alpha use one of: "
+                f"{', '.join(usable)}"))
+        if (reason := GRADIENTS[gradient].check_order()) is not None:
+            usable = sorted(g for g, mode in GRADIENTS.items() if mode.check_order() is None)
+            return Incompatible(("gradient", "learn_alpha"), (
+                f"gradient {gradient!r} {reason}; with learn_alpha use one of: "
+                f"{', '.join(usable)}"))
+        if not alpha < 1:
+            return Incompatible(("alpha", "learn_alpha"), (
+                f"learn_alpha starts the order at alpha and keeps it in (0, 1) (alpha = "
+                f"sigmoid(logit)), so alpha must be below 1, got alpha={alpha}"))
+        return None
 
     def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params):
         return fdeint(func, y0, t, alpha=alpha, method=method, step_size=step_size,
@@ -129,10 +152,15 @@ class TorchdiffeqEngine(Engine):
     methods = fixed + adaptive
     gradients = ("direct", "backsolve")
 
-    def incompatible(self, method: str, gradient: str, alpha: float) -> Incompatible | None:
-        """Besides a method or mode torchdiffeq lacks: any ``alpha < 1``."""
+    def incompatible(self, method: str, gradient: str, alpha: float,
+                     learn_alpha: bool = False) -> Incompatible | None:
+        """Besides a method or mode torchdiffeq lacks: any ``alpha < 1`` or a learnt order."""
         if problem := super().incompatible(method, gradient, alpha):
             return problem
+        if learn_alpha:
+            return Incompatible(("engine", "learn_alpha"), (
+                "engine 'torchdiffeq' has no order to learn (alpha == 1 only); with "
+                "learn_alpha use engine 'fdebench'"))
         if alpha != 1:
             return Incompatible(("engine", "alpha"), (
                 f"engine 'torchdiffeq' solves classical ODEs only (alpha == 1), got "
@@ -173,6 +201,7 @@ def all_methods() -> set[str]:
 
 def incompatible(config: dict[str, Any]) -> Incompatible | None:
     """Why the engine settings of a resolved ``config`` (``engine``, ``method``, ``gradient``,
-    ``alpha``) cannot run together (``None``: they can)."""
+    ``alpha``, ``learn_alpha``) cannot run together (``None``: they can)."""
     engine = ENGINES[config["engine"]]
-    return engine.incompatible(config["method"], config["gradient"], float(config["alpha"]))
+    return engine.incompatible(config["method"], config["gradient"], float(config["alpha"]),
+                               bool(config.get("learn_alpha", False)))

@@ -146,8 +146,9 @@ class LotkaVolterra(Task):
         "a": 1.5, "b": 1.0, "c": 1.0, "d": 3.0,
     }
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"model": MODELS}
-    #: the union over both models; ``param_rel_err`` (the headline) is the parametric model's
-    metrics = ("param_rel_err", "train_mse", "test_mse")
+    #: the union over both models; ``param_rel_err`` (the headline) is the parametric model's,
+    #: ``alpha_rel_err`` a learnt order's (``learn_alpha``)
+    metrics = ("param_rel_err", "train_mse", "test_mse", "alpha_rel_err")
 
     @classmethod
     def skip(cls, config: dict[str, Any]) -> str | None:
@@ -174,11 +175,16 @@ class LotkaVolterra(Task):
         n = round(c["t_end"] / dt) + round(c["test_horizon"] / dt)
         return dt * torch.arange(n + 1, dtype=torch.float64, device=self.device)
 
+    def alpha_true(self) -> float:
+        """The data's order."""
+        c = self.config
+        return c["alpha"] if c["alpha_true"] == SAME_AS_ALPHA else c["alpha_true"]
+
     def clean_data(self) -> torch.Tensor:
         """The true states at :meth:`observation_times`, ``(n + 1, 2)`` float64, solved with
         ``abm`` at ``min(step_size, obs_spacing) / 16``."""
         c = self.config
-        alpha = c["alpha"] if c["alpha_true"] == SAME_AS_ALPHA else c["alpha_true"]
+        alpha = self.alpha_true()
         field = LVField(self.true_params()).to(self.device)
         s0 = torch.tensor(STATE0, dtype=torch.float64, device=self.device)
         with torch.no_grad():
@@ -210,7 +216,7 @@ class LotkaVolterra(Task):
         self.train_obs = train.to(dev, dtype)
         self.test_obs = clean[self.n_train + 1 :].to(dev, dtype)
         self.model = FDEBlock(field, self.t_all[: self.n_train + 1], **self.engine_kwargs())
-        self.model.to(dev)
+        self.model.to(dev, dtype)
         if c["model"] == "parametric":
             self.optimizer = CappedBFGS(self.model.parameters(), max_step=c["max_step"])
         else:
@@ -231,7 +237,8 @@ class LotkaVolterra(Task):
         return (traj - self.train_obs.to(traj.dtype)).square().mean()
 
     def evaluate(self) -> dict[str, float]:
-        """``param_rel_err`` (parametric only), ``train_mse``, ``test_mse``."""
+        """``param_rel_err`` (parametric only), ``train_mse``, ``test_mse``, and with
+        ``learn_alpha`` ``alpha_rel_err = |alpha_learned - alpha_true| / alpha_true``."""
         with torch.no_grad():
             traj = self._trajectory(self.model, self.t_all)
         out: dict[str, float] = {}
@@ -240,4 +247,6 @@ class LotkaVolterra(Task):
             out["param_rel_err"] = ((p - p_true).abs() / p_true).max().item()
         out["train_mse"] = (traj[: self.n_train] - self.train_obs).square().mean().item()
         out["test_mse"] = (traj[self.n_train :] - self.test_obs).square().mean().item()
+        if (alpha := self.alpha_learned()) is not None:
+            out["alpha_rel_err"] = abs(alpha - self.alpha_true()) / self.alpha_true()
         return out
