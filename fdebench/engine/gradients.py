@@ -69,12 +69,46 @@ class DirectMode(GradientMode):
         return self._pull(leaves, outputs, cotangents)
 
 
+def _rng_states(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The states of the CPU generator and of the CUDA generators of ``tensors``' devices."""
+    devices = sorted({t.device for t in tensors if t.device.type == "cuda"}, key=str)
+    return [torch.get_rng_state(), *(torch.cuda.get_rng_state(d) for d in devices)]
+
+
+def _set_rng_states(tensors: Sequence[torch.Tensor], states: list[torch.Tensor]) -> None:
+    devices = sorted({t.device for t in tensors if t.device.type == "cuda"}, key=str)
+    torch.set_rng_state(states[0])
+    for device, state in zip(devices, states[1:], strict=True):
+        torch.cuda.set_rng_state(state, device)
+
+
 class CheckpointMode(DirectMode):
-    """Direct differentiation with per-step recomputation (``torch.utils.checkpoint``)."""
+    """Direct differentiation with per-step recomputation (``torch.utils.checkpoint``).
+
+    By default torch keeps the random generators' states with every checkpoint (the CPU
+    generator's alone is a 5 KB tensor), so that a recomputation draws the same random numbers;
+    on a small state that dwarfs the step it saves (a 2-element Lotka-Volterra state: 27x
+    direct's memory).  So a step is checkpointed without them, and the generators' states are
+    compared around it: if the field drew random numbers (dropout, noise), that step is redone
+    from the same states keeping them, and so are all later steps of the solve.  Either way the
+    recomputation is the forward step, bit for bit.
+    """
 
     name = "checkpoint"
 
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        super().__init__(params)
+        self._keep_rng = False
+
     def _run(self, key: int, fn: LocalFn, leaves: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        if self._keep_rng:
+            return checkpoint(fn, key, *leaves, use_reentrant=False)
+        before = _rng_states(leaves)
+        outputs = checkpoint(fn, key, *leaves, use_reentrant=False, preserve_rng_state=False)
+        if all(torch.equal(a, b) for a, b in zip(before, _rng_states(leaves), strict=True)):
+            return outputs
+        self._keep_rng = True  # the field is random: redo this step keeping the states
+        _set_rng_states(leaves, before)
         return checkpoint(fn, key, *leaves, use_reentrant=False)
 
 
