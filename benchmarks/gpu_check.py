@@ -76,7 +76,7 @@ def _fmt(value: Any, scale: float) -> str:
 
 
 def write_report(out: Path, device: torch.device, tests_log: Path | None, results: Path | None,
-                 engine: list[dict[str, Any]]) -> Path:
+                 engine: list[dict[str, Any]], ray_results: Path | None = None) -> Path:
     """``out`` (a README.md) naming the device and holding every measurement."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = ["# GPU check", "",
@@ -88,6 +88,9 @@ def write_report(out: Path, device: torch.device, tests_log: Path | None, result
                   f"`{found[-1] if found else 'no summary line: see the log'}`", ""]
     if results is not None and results.exists():
         lines += ["## The `gpu-check` suite on CUDA", "", *_suite_rows(results), ""]
+    if ray_results is not None and ray_results.exists():
+        lines += ["## Its `synthetic` runs on CUDA with `--executor ray` (a private Ray "
+                  "instance, one GPU per run)", "", *_suite_rows(ray_results), ""]
     lines += ["## Engine: conv field, alpha = 0.5", "", "| case | time per pass (s) | "
               "allocator peak (MiB) | ratio |", "|---|---:|---:|---:|"]
     for row in engine:
@@ -106,11 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--tests-log", type=Path)
     parser.add_argument("--results", type=Path)
+    parser.add_argument("--ray-results", type=Path)
     parser.add_argument("--out", type=Path, default=Path("reports/gpu-check/README.md"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     print(write_report(args.out, device, args.tests_log, args.results,
-                       engine_case(device, args.steps)))
+                       engine_case(device, args.steps), args.ray_results))
 
 
 if __name__ == "__main__":

@@ -30,3 +30,17 @@ def test_the_script_refuses_without_cuda():
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "no CUDA device" in done.stderr
+
+
+def test_report_shows_the_ray_runs_when_given(tmp_path):
+    from fdebench.results import append_record
+
+    folder = tmp_path / "ray-results" / "gpu-check"
+    append_record(folder, {"run_id": "synthetic[gradient=adjoint]", "suite": "gpu-check",
+                           "task": "synthetic", "status": "ok", "peak_mem_bytes": 3 * 2**20,
+                           "time_per_iter_s": 0.012, "executor": "ray"})
+    out = gpu_check.write_report(tmp_path / "README.md", torch.device("cpu"), None, None, [],
+                                 ray_results=folder)
+    text = out.read_text()
+    assert "--executor ray" in text
+    assert "| `synthetic[gradient=adjoint]` | ok | 3.0 |  | 12.0 |" in text
