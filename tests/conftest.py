@@ -36,5 +36,15 @@ class TimeMLP(torch.nn.Module):
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread for the test (small products: more threads only add
+    synchronisation on 2 shared cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def field():
     return TimeMLP()

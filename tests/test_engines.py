@@ -10,13 +10,7 @@ from conftest import TimeMLP
 
 from fdebench.tasks import ENGINES, FDEBlock, incompatible
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def block(field, engine: str, method: str, gradient: str, *, step: float = 0.05,

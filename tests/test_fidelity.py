@@ -14,12 +14,7 @@ from fdebench.runner.fidelity import FINE_FACTOR, fidelity
 RATE, T = 0.5, 1.0  # Decay: D^a y = -rate y, y0 = 1, loss mean((y(T) - 0.5)^2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def exact_gradient(alpha: float) -> float:

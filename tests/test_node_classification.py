@@ -25,13 +25,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_PLANETOID = SHARED_DATA / "planetoid"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small sparse products: intra-op threads only add synchronisation on 2 shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 config = partial(task_setup.config, NodeClassification)

@@ -12,36 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
+from runner_setup import ENV, TESTS, use_fake_tasks, write
 
 from fdebench.cli import main
 from fdebench.runner import SuiteError, expand, load_suite, run_suite
-
-TESTS = Path(__file__).parent
-ENV = {
-    "FDEBENCH_TASK_MODULES": "fake_tasks",
-    "PYTHONPATH": os.pathsep.join(
-        [str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]
-    ),
-}
 
 
 @pytest.fixture(autouse=True)
 def fake_tasks(monkeypatch):
     """Register the fake tasks here and in every worker process."""
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    import fake_tasks as module
-
-    from fdebench.tasks import TASKS
-
-    for cls in module.TASKS:
-        monkeypatch.setitem(TASKS, cls.name, cls)
-
-
-def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
+    use_fake_tasks(monkeypatch)
 
 
 SMALL = """\
