@@ -254,14 +254,37 @@ def test_fast_memory_bound(products, method, gradient):
     assert products["block"] + products["dense"] > 0
 
 
-def test_single_target_helpers():
-    """``schemes.base.history``/``pull``: one stepwise sum, for code outside a scheme's loop."""
-    from fdebench.engine.schemes.base import history as one_past
-    from fdebench.engine.schemes.base import pull as one_future
+@pytest.mark.parametrize("gradient", ["continuous", "paper"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("tuning", [FORCED, FORCED_BOUNDED], ids=["forced", "bounded"])
+def test_fast_history_in_the_approximate_adjoints(monkeypatch, products, tuning, method,
+                                                   gradient):
+    """The continuous adjoint's Volterra sums and the published adjoint's backward scheme take
+    the fast history too, and give the stepwise gradient to rounding."""
+    monkeypatch.setattr(history, "TUNING", tuning)
+    ys_ref, grad_ref = _solve(method, gradient, "stepwise")
+    before = dict(products)
+    ys, grad = _solve(method, gradient, "fast")
+    assert _rel(ys, ys_ref) < 1e-10 and _rel(grad, grad_ref) < 1e-10
+    assert products["dense"] + products["block"] > before["dense"] + before["block"]
 
-    values, kernel, _ = _history_case(False, "increasing", 1, n=12)
-    for m in range(13):
-        torch.testing.assert_close(one_past(values, kernel.flip(0), m),
-                                   _direct_sum(values, kernel, m, False), rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(one_future(values, kernel, m),
-                                   _direct_sum(values, kernel, m, True), rtol=1e-12, atol=1e-12)
+
+@pytest.mark.parametrize("gradient", ["continuous", "paper"])
+def test_approximate_adjoint_sums_go_through_the_fast_history(monkeypatch, gradient):
+    """The backward pass asks for fast sums when the solve runs fast: ``continuous`` the
+    scheme's future sums over its trajectory slots (targets N .. 1), ``paper`` the past sums of
+    its backward scheme (a second causal sum besides the forward solve's)."""
+    monkeypatch.setattr(history, "TUNING", FORCED)
+    made = []
+
+    class Spy(history.Fast):
+        def __init__(self, terms, targets, **kwargs):
+            made.append((kwargs["anticausal"], list(targets)))
+            super().__init__(terms, targets, **kwargs)
+
+    monkeypatch.setattr(history, "Fast", Spy)
+    _solve("l1", gradient, "fast", n_steps=48)
+    if gradient == "continuous":
+        assert (True, list(range(48, 0, -1))) in made
+    else:
+        assert sum(not anticausal for anticausal, _ in made) == 2, made

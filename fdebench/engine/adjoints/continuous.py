@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..schemes.base import pull
 from ..weights import product_trapezoid_weights
 from .base import TrajectoryMode, output_positions
 
@@ -60,8 +59,9 @@ class ContinuousAdjoint(TrajectoryMode):
     at 1.  With the first-order methods at ``a = 0.3`` the forward and adjoint errors partly
     cancel and the local order climbs slowly towards 1 (0.65, 0.80, 0.87).
     Cost: one field evaluation and ``m + 1`` VJPs per step (2 at ``a = 1``, 3 for
-    ``1/2 <= a < 1``, 5 at ``a = 0.3``); the history sum is
-    :func:`~fdebench.engine.schemes.base.pull` (a running sum at ``a = 1``).
+    ``1/2 <= a < 1``, 5 at ``a = 0.3``); the history sum is the scheme's
+    :meth:`~fdebench.engine.schemes.base.Scheme.future` (stepwise, or the fast blocked sums of
+    :mod:`fdebench.engine.history` for long horizons; a running sum at ``a = 1``).
     Memory: the trajectory, ``(N + 1) x |y|``, whose slots take ``J_j^T Lam_j`` as the
     backward pass frees them; for ``a < 1`` the scheme's own history buffer lives alongside it
     until the forward solve ends (peak ``2 (N + 1) x |y|``).
@@ -89,9 +89,12 @@ class ContinuousAdjoint(TrajectoryMode):
         diagonal = h**a / math.gamma(a + 2)
         corrections = math.ceil(1 / a - 1e-9)
         running = torch.zeros_like(scheme.y0)  # a = 1: the history is h * (sum of later w)
+        # a < 1: target j + 1 of the scheme's future sums (stepwise or fast, as the forward
+        # pass): rows > j + 1 hold their final w, rows <= j + 1 still the states (no scratch)
+        future = scheme.future([(buf, kernel)], range(n, 0, -1)) if a < 1 else None
         times = scheme.times
         for j in range(n - 1, -1, -1):
-            history = pull(buf, kernel, j + 1) if a < 1 else h * running
+            history = future(j + 1) if future is not None else h * running
             predicted = source(j) + history
             cell = self.linearize(scheme.field, 0.5 * (times[j] + times[j + 1]),
                                   0.5 * (buf[j] + buf[j + 1]))

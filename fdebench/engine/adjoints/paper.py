@@ -66,7 +66,7 @@ class PaperAdjoint(TrajectoryMode):
         problem = _ReversedAdjoint(self, scheme)
         adjoint_scheme = type(scheme)(Field(problem, scheme.y0), torch.zeros_like(scheme.y0),
                                       reversed_grid(scheme.grid), scheme.alpha,
-                                      _Watch(problem.parameter_term))
+                                      _Watch(problem.parameter_term), scheme.history)
         # the right-hand side finds the stored state from tau: float times, no device sync
         adjoint_scheme.times = adjoint_scheme.grid.times(torch.float64, torch.device("cpu"))
         mu_start = adjoint_scheme.solve()[-1]

@@ -191,21 +191,6 @@ class Scheme:
         raise NotImplementedError
 
 
-def history(buffer: torch.Tensor, flipped_kernel: torch.Tensor, m: int) -> torch.Tensor:
-    """One stepwise ``past`` sum, ``sum_{j<m} kernel[m - j] * buffer[j]`` (``flipped_kernel`` is
-    ``kernel.flip(-1)``), for code that sums one target at a time outside a scheme's loop; the
-    schemes use :meth:`Scheme.past`, which can run the fast algorithm."""
-    n = flipped_kernel.shape[-1] - 1
-    return flipped_kernel[..., n - m : n] @ buffer[:m]
-
-
-def pull(cotangents: torch.Tensor, kernel: torch.Tensor, j: int) -> torch.Tensor:
-    """One stepwise ``future`` sum, ``sum_{m>j} kernel[m - j] * cotangents[m]`` (the adjoint of
-    :func:`history`); the schemes use :meth:`Scheme.future`."""
-    n = kernel.shape[-1] - 1
-    return kernel[..., 1 : n - j + 1] @ cotangents[j + 1 :]
-
-
 def add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     """``a + b`` where ``None`` stands for zero."""
     if a is None:
