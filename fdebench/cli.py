@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", default="local", metavar="NAME",
                      help="local: this machine (default); ray: a Ray cluster (pip install "
                      "'fdebench[ray]')")
-    run.add_argument("--jobs", type=_positive, metavar="N",
+    run.add_argument("--jobs", type=_integer(1), metavar="N",
                      help="runs at once (default: 1 locally, one GPU each on CUDA; on Ray, as "
                      "many as the cluster holds)")
     run.add_argument("--address", metavar="ADDR",
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Solve D^a y = -y with every method (error against the Mittag-Leffler "
         "solution) and compare every gradient mode with direct autograd on a small neural FDE.",
     )
-    check.add_argument("--steps", type=_steps, default=100,
+    check.add_argument("--steps", type=_integer(16, 100_000), default=100,
                        help="solver steps N (16 to 100000; the order is measured from N and 2N; "
                        "default 100)")
     check.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
@@ -173,26 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _steps(text: str) -> int:
-    """``--steps``: an integer in [16, 100000]."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if not 16 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"must be between 16 and 100000, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    """``--jobs``: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An option's type: an integer in ``[low, high]`` (``high`` None: no upper bound)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,24 @@ class TimeMLP(torch.nn.Module):
 
 
 @pytest.fixture
+def products(monkeypatch):
+    """Counts of the Toeplitz products the fast history ran, by kind."""
+    from fdebench.engine import toeplitz
+
+    counts = {"dense": 0, "block": 0}
+
+    def counting(kind, product):
+        def wrapped(*args):
+            counts[kind] += 1
+            return product(*args)
+        return wrapped
+
+    monkeypatch.setattr(toeplitz, "dense_product", counting("dense", toeplitz.dense_product))
+    monkeypatch.setattr(toeplitz, "block_product", counting("block", toeplitz.block_product))
+    return counts
+
+
+@pytest.fixture
 def one_thread():
     """One intra-op thread for the test (small products: more threads only add
     synchronisation on 2 shared cores)."""

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import TimeMLP
 
-from fdebench.engine import fdeint, history, toeplitz, weights
+from fdebench.engine import fdeint, history, weights
 
 METHODS = ["euler", "abm", "l1", "gl"]
 EXACT = ["direct", "adjoint", "checkpoint"]
@@ -141,22 +141,6 @@ def test_alpha_gradient_of_a_constant_field_is_exact(method):
 
 
 # ---- every exact mode, both history algorithms ---------------------------------------------
-@pytest.fixture
-def products(monkeypatch):
-    """Counts of the Toeplitz products the fast history ran, by kind."""
-    counts = {"dense": 0, "block": 0}
-
-    def counting(kind, product):
-        def wrapped(*args):
-            counts[kind] += 1
-            return product(*args)
-        return wrapped
-
-    monkeypatch.setattr(toeplitz, "dense_product", counting("dense", toeplitz.dense_product))
-    monkeypatch.setattr(toeplitz, "block_product", counting("block", toeplitz.block_product))
-    return counts
-
-
 @pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize("method", METHODS)
 def test_modes_agree_stepwise(method, loss):

@@ -27,22 +27,6 @@ FORCED = history.Tuning(leaf=2, block_min=4, block=3, min_columns=1, fraction=4.
 FORCED_BOUNDED = history.Tuning(leaf=2, block_min=4, block=3, min_columns=1, fraction=0.08)
 
 
-@pytest.fixture
-def products(monkeypatch):
-    """Counts of the Toeplitz products run, by kind."""
-    counts = {"dense": 0, "block": 0}
-
-    def counting(kind, product):
-        def wrapped(*args):
-            counts[kind] += 1
-            return product(*args)
-        return wrapped
-
-    monkeypatch.setattr(toeplitz, "dense_product", counting("dense", toeplitz.dense_product))
-    monkeypatch.setattr(toeplitz, "block_product", counting("block", toeplitz.block_product))
-    return counts
-
-
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 

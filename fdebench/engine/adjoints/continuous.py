@@ -84,7 +84,7 @@ class ContinuousAdjoint(TrajectoryMode):
         g = scheme.output_cotangents
         source = _SourceIntegrals(scheme, g)
         # slot l + 1 of `buf` holds w_l = J_l^T Lam_l once cell l is done (z_{l+1} is no longer
-        # needed then), so the history of cell j is a pull over the slots after j + 1
+        # needed then), so the history of cell j is the future sum over the slots after j + 1
         kernel = product_trapezoid_weights(a, n, h).to(buf)
         diagonal = h**a / math.gamma(a + 2)
         corrections = math.ceil(1 / a - 1e-9)
