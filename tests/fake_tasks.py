@@ -18,7 +18,7 @@ class Decay(Task):
 
     name = "fake_ok"
     params: ClassVar[dict] = {"iters": 4, "sleep": 0.0}
-    metrics = ("rate_error",)
+    metrics: ClassVar[dict] = {"rate_error": "lower"}
 
     def setup(self) -> None:
         note_pid()

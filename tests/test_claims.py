@@ -22,9 +22,11 @@ def record(task: str, gradient: str, seed: int = 0, alpha: float = 0.5, *, mem: 
            time: float = 1.0, **metrics: float) -> dict:
     """A stored record as `fdebench.results.load` returns it (flat, metrics as columns)."""
     names = list(metrics) or ["test_accuracy"]
+    directions = {n: "higher" if n == "test_accuracy" else "lower" for n in names}
     return {"suite": "s", "task": task, "gradient": gradient, "seed": seed, "alpha": alpha,
             "status": "ok", "run_id": f"{task}[{alpha},{gradient},{seed}]",
             "id_keys": ["alpha", "gradient", "seed"], "metric_names": names,
+            "metric_directions": directions,
             "peak_mem_bytes": mem * MIB, "time_per_iter_s": time,
             **({"test_accuracy": 0.9} | metrics)}
 
@@ -164,3 +166,67 @@ def test_section_states_each_claim_and_its_verdict():
     for phrase in ("33-67% of direct's memory", "2-3x faster", "accuracy comparable to direct",
                    r"\| holds +\|", r"\| does not hold +\|", "0.50x", r"\| 0.50 +\|"):
         assert re.search(phrase, text), phrase
+
+
+# ---- baselines, cost-only runs, declared directions -------------------------------------------
+def test_every_mode_is_checked_against_each_direct_baseline():
+    """textbook direct (the paper's baseline) uses 3x fdebench direct's memory and 4x its time:
+    the same adjoint run holds the memory claim against one and beats both against the other."""
+    textbook = {"engine": "textbook"}
+    runs = frame(record("t", "direct", mem=100, time=1.0),
+                 record("t", "direct", mem=300, time=4.0) | textbook
+                 | {"run_id": "t[textbook]"},
+                 record("t", "adjoint", mem=50, time=1.6))
+    runs["engine"] = runs["engine"].fillna("fdebench")
+    values = claim_values(runs)
+    memory = values.query("claim == 'memory'").set_index("baseline")["value"]
+    assert memory.to_dict() == pytest.approx({"fdebench direct": 0.5, "textbook direct": 1 / 6})
+    speed = values.query("claim == 'speed'").set_index("baseline")["value"]
+    assert speed.to_dict() == pytest.approx({"fdebench direct": 1 / 1.6, "textbook direct": 2.5})
+    cells = cell_verdicts(values)
+    verdicts = dict(zip(cells["claim"] + "/" + cells["baseline"], cells["verdict"], strict=True))
+    assert verdicts["memory/fdebench direct"] == "holds"
+    assert verdicts["memory/textbook direct"] == "better than claimed"
+    assert verdicts["speed/fdebench direct"] == "does not hold"
+    assert verdicts["speed/textbook direct"] == "holds"
+    text = "\n".join(claims_section(runs))
+    assert re.search(r"2-3x faster[^\n]*\| textbook direct *\|[^\n]*\| holds *\|", text)
+    assert re.search(r"2-3x faster[^\n]*\| fdebench direct *\|[^\n]*\| does not hold *\|", text)
+
+
+def test_a_baseline_of_another_engine_is_not_compared_unless_it_is_a_baseline_engine():
+    runs = frame(record("t", "direct", mem=100) | {"engine": "torchdiffeq"},
+                 record("t", "adjoint", mem=50) | {"engine": "fdebench"})
+    assert claim_values(runs).empty
+
+
+def test_cost_only_runs_count_for_memory_and_speed_not_accuracy():
+    cost = {"cost_only": True}
+    runs = frame(record("t", "direct", 0, mem=100) | cost,
+                 record("t", "adjoint", 0, mem=20, test_accuracy=0.5) | cost,
+                 record("t", "direct", 1, mem=100, test_accuracy=0.9),
+                 record("t", "adjoint", 1, mem=50, test_accuracy=0.9))
+    values = claim_values(runs)
+    assert sorted(values.query("claim == 'memory'")["cost_only"]) == [False, True]
+    accuracy = values.query("claim == 'accuracy'")
+    assert len(accuracy) == 1 and not accuracy["cost_only"].iloc[0]  # trained seed 1 only
+    assert accuracy["value"].iloc[0] == pytest.approx(0.0)
+    cells = cell_verdicts(values).set_index("claim")
+    assert cells.loc["memory", "runs"] == "1 cost-only, 1 trained"
+    assert cells.loc["accuracy", "runs"] == "1 trained"
+
+
+def test_metric_meaning_comes_from_the_declaration_not_the_name():
+    # a metric called *accuracy* declared lower-is-better is compared as an error (relative
+    # tolerance, lower wins); one whose direction is undeclared is never compared
+    runs = frame(record("t", "direct", test_accuracy=0.5) | {
+                     "metric_directions": {"test_accuracy": "lower"}},
+                 record("t", "adjoint", test_accuracy=0.4) | {
+                     "metric_directions": {"test_accuracy": "lower"}})
+    cells, _ = verdict(runs, "accuracy")
+    assert list(cells["verdict"]) == ["better than claimed"]
+    undeclared = runs.drop(columns="metric_directions")
+    assert verdict(undeclared, "accuracy")[0].empty
+    counted = frame(record("t", "direct", score=0.90) | {"metric_directions": {"score": None}},
+                    record("t", "adjoint", score=0.10) | {"metric_directions": {"score": None}})
+    assert verdict(counted, "accuracy")[0].empty  # a declared count has no direction

@@ -133,15 +133,20 @@ def test_the_report_tables_and_plots_learned_against_true_orders(tmp_path):
     runs = pd.DataFrame({
         "status": ["ok"] * 4, "gradient": ["direct", "adjoint", "direct", "adjoint"],
         "alpha": [0.9] * 4, "alpha_true": [0.5, 0.5, -1.0, -1.0],
+        "true_values": [{"alpha": 0.5}, {"alpha": 0.5}, {"alpha": 0.9}, {"alpha": 0.9}],
         "alpha_learned": [0.51, 0.49, 0.88, 0.9], "param_rel_err": [0.01, 0.02, 0.0, 0.0],
     })
     lines = order_section("lv", runs, ["alpha_true"], lambda kind: tmp_path / f"{kind}.png",
                           lambda path, alt, caption: [f"![{alt}]({path.name})"])
     text = "\n".join(lines)
-    # alpha_true -1 means "the run's alpha" (0.9): 0.88 is 2.22 % off it, 0.51 2 % off 0.5
+    # the records declare the true order (alpha_true -1 is "the run's alpha", 0.9): 0.88 is
+    # 2.22 % off it, 0.51 2 % off 0.5; the config key alpha_true itself is never read
     assert re.search(r"\| *0\.5 *\| *0\.9 *\| *direct *\| *0\.5100 *\| *2\.00% *\| *1\.00% *\|",
                      text), text
     assert re.search(r"\| *0\.9 *\| *0\.9 *\| *direct *\| *0\.8800 *\| *2\.22% *\|", text), text
     assert (tmp_path / "alpha_learned_vs_true.png").stat().st_size > 1000
+    undeclared = order_section("lv", runs.drop(columns="true_values"), ["alpha_true"],
+                               lambda kind: tmp_path / f"{kind}.png", lambda *a: ["figure"])
+    assert "figure" not in undeclared and "alpha true" not in "\n".join(undeclared)
     assert order_section("lv", runs.drop(columns="alpha_learned"), [], lambda k: tmp_path,
                          lambda *a: []) == []

@@ -235,7 +235,7 @@ def test_figures_are_pngs_linked_from_the_readme(report):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     expected = {f"decay_{kind}.png" for kind in
                 ("memory_vs_steps", "time_vs_steps", "training_curves", "memory_vs_time",
-                 "grad_rel_err_fine_vs_steps", "grad_rel_err_vs_steps")}
+                 "grad_rel_err_fine_vs_steps", "grad_rel_err_vs_steps", "claim_map_n_steps")}
     expected |= {"spiral_training_curves.png", "spiral_memory_vs_time.png"}
     assert set(links) == expected  # spiral has one N: no scaling figures
     for link in links:

@@ -25,7 +25,9 @@ from matplotlib.ticker import (
 from .grouping import GRADIENT_ORDER, ordered_modes
 from .series import Curve, Panel, pareto_front
 
-__all__ = ["memory_vs_time", "order_figure", "scaling_figure", "training_figure"]
+__all__ = [
+    "claim_map_figure", "memory_vs_time", "order_figure", "scaling_figure", "training_figure",
+]
 
 DPI = 120
 MAX_PANELS = 12
@@ -200,4 +202,44 @@ def order_figure(ok: pd.DataFrame, path: Path, task: str) -> Path:
     ax.set_title(f"{task}: learned vs true order", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def claim_map_figure(panels: list, path: Path, title: str, key: str,
+                     name: str) -> Path | None:
+    """Claim maps (:mod:`fdebench.report.claim_maps`): each panel's lines (mode vs baseline)
+    against the map key, the claimed band shaded; memory panels in the left column, speed in
+    the right, one row per configuration of the other keys."""
+    if not panels:
+        return None
+    titles = list(dict.fromkeys(p.title for p in panels))[:MAX_PANELS // 2]
+    claims = list(dict.fromkeys(p.claim for p in panels))
+    modes = ordered_modes(line.gradient for p in panels for line in p.lines)
+    styles = _styles(modes)
+    baselines = sorted({line.baseline for p in panels for line in p.lines})
+    dashes = {b: _LINES[i % len(_LINES)] for i, b in enumerate(baselines)}
+    figure = Figure(figsize=(5.2 * len(claims), 3.6 * len(titles)), layout="constrained")
+    axes = figure.subplots(len(titles), len(claims), squeeze=False)
+    for panel in panels:
+        if panel.title not in titles:
+            continue
+        ax = axes[titles.index(panel.title), claims.index(panel.claim)]
+        ax.axhspan(panel.low, panel.high, color="0.85", zorder=0, label="claimed")
+        for line in panel.lines:
+            style = styles[line.gradient]
+            ax.plot(line.x, line.y, color=style["color"], marker=style["marker"],
+                    linestyle=dashes[line.baseline], markersize=5, label=line.label)
+        xs = np.concatenate([line.x for line in panel.lines])
+        if key == "alpha":
+            ax.set_xlabel("order alpha")
+        else:
+            _steps_axis(ax, xs)
+            ax.set_xlabel("number of steps N" if key == "n_steps" else name)
+        _log_scale(ax, "y")
+        ax.set_ylabel("memory / baseline" if panel.claim == "memory" else
+                      "speed-up over baseline")
+        ax.set_title(f"{panel.claim}: {panel.title}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.suptitle(title)
     return _save(figure, path)

@@ -158,7 +158,7 @@ def write_suite_report(runs: pd.DataFrame, suite: str, folder: str | Path) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     lines = _header(suite, runs)
     tasks = runs["task"].map(format_value).replace("", "unknown")
-    lines += claims_section(runs)
+    lines += claims_section(runs, lambda task, kind: _png(folder, task, kind), _figure)
     for task in tasks.unique():
         lines += _task_section(task, runs[tasks == task], folder)
     lines += _failed_section(runs)

@@ -1,6 +1,6 @@
 """The report section on learnt orders (``learn_alpha``): the trained alpha of each run against
-the order of its data, where the task knows it (``alpha_true``: the data's order, the run's
-starting ``alpha`` when ``alpha_true`` is ``-1``), as a table and a figure."""
+the order of its data, where the task declares it (the record's ``true_values["alpha"]``), as a
+table and a figure."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ LEARNT = "alpha_learned"
 
 
 def true_order(runs: pd.DataFrame) -> pd.Series | None:
-    """The data's order of each run (``None`` when the task has no ``alpha_true``)."""
-    if "alpha_true" not in runs.columns:
+    """The data's order of each run, as its record declares it (``true_values["alpha"]``);
+    ``None`` when no record declares one."""
+    if "true_values" not in runs.columns:
         return None
-    truth = pd.to_numeric(runs["alpha_true"], errors="coerce")
-    return truth.where(truth > 0, runs["alpha"])
+    truth = pd.to_numeric(runs["true_values"].map(
+        lambda v: v.get("alpha") if isinstance(v, dict) else None), errors="coerce")
+    return None if truth.isna().all() else truth
 
 
 def _table(ok: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -83,7 +83,13 @@ class RunRecord:
 
     # ---- quality ------------------------------------------------------------------------
     metric_names: list[str] = field(default_factory=list)
+    #: each metric's direction as its task declares it: ``higher`` or ``lower`` is better, or
+    #: ``None`` (a count, no quality); readers never guess it from a metric's name
+    metric_directions: dict[str, str | None] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: the true values of learned quantities where the task knows them, e.g. ``{"alpha": 0.75}``
+    #: (the order of simulated data)
+    true_values: dict[str, float] = field(default_factory=dict)
     #: the trained order of the model's FDE block with ``learn_alpha`` (``None`` otherwise)
     alpha_learned: float | None = None
     #: this mode's parameter gradient against direct's (``None`` for direct, the reference)

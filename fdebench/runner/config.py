@@ -63,6 +63,11 @@ class Measure:
     timed_iters: int | None = None  # None: every iteration after the warm-up
     time_limit_s: float = 600.0
     threads: int | None = None  # torch intra-op threads per run; None: torch's default
+    #: the default of every run's ``cost_only`` (a task entry or the grid may set it per run):
+    #: measure the cost only, the warm-up, memory and timed iterations at full size, then no
+    #: training to convergence, no evaluation and no fine-step gradient reference (the record
+    #: says ``cost_only``; its metrics are absent)
+    cost_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ ENGINE_CHECKS = {
     "rtol": _positive,
     "atol": _positive,
     "learn_alpha": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
+    "cost_only": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
 }
 #: the keys whose combination an engine may refuse (see fdebench.tasks.engines.incompatible)
 COMBINED = ("engine", "method", "gradient", "alpha", "learn_alpha")
@@ -163,12 +169,24 @@ def _typed(default: Any) -> Any:
     return check
 
 
+def _within(default: Any, low: float, high: float) -> Any:
+    """The check for a numeric task parameter with a range: its type, then ``[low, high]``."""
+    typed = _typed(default)
+
+    def check(v: Any) -> str | None:
+        if problem := typed(v):
+            return problem
+        return None if low <= v <= high else f"must be in [{low:g}, {high:g}], got {v!r}"
+    return check
+
+
 def key_checks(task: str) -> dict[str, Any]:
     """Every key a task accepts and its check."""
     checks = dict(ENGINE_CHECKS)
     cls = TASKS[task]
     checks.update({k: _typed(v) for k, v in cls.params.items()})
     checks.update({k: _one_of(v) for k, v in cls.choices.items()})
+    checks.update({k: _within(cls.params[k], *bounds) for k, bounds in cls.ranges.items()})
     return checks
 
 
@@ -246,6 +264,7 @@ MEASURE_CHECKS = {
     "threads": lambda v: None if v is None or (isinstance(v, int) and not isinstance(v, bool)
                                                and v >= 1)
     else f"must be an integer >= 1 or null, got {v!r}",
+    "cost_only": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
 }
 RESOURCE_CHECKS = {
     "cpus": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 1

@@ -41,9 +41,18 @@ def _steps(task: Task, device: torch.device, count: int, steps: list[Step]) -> b
     return False
 
 
-def _budget(iterations: int, measure: dict[str, Any]) -> tuple[int, int, int]:
+#: timed iterations of a cost-only run whose suite leaves ``timed_iters`` open
+COST_ONLY_TIMED = 3
+
+
+def _budget(iterations: int, measure: dict[str, Any],
+            cost_only: bool = False) -> tuple[int, int, int]:
     """``(warm-up, memory, timed)`` iterations out of the task's ``iterations``: the memory
-    iteration and at least one timed iteration come before the warm-up is granted."""
+    iteration and at least one timed iteration come before the warm-up is granted.  A
+    cost-only run takes exactly the warm-up, the memory iteration and the timed ones
+    (``timed_iters``, else :data:`COST_ONLY_TIMED`), whatever the task's training budget."""
+    if cost_only:
+        return measure["warmup_iters"], 1, measure["timed_iters"] or COST_ONLY_TIMED
     memory = 1 if iterations >= 1 else 0
     warmup = min(measure["warmup_iters"], max(iterations - memory - 1, 0))
     timed = iterations - warmup - memory
@@ -57,13 +66,14 @@ def _mean(values: list[int]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[str, Any]:
+def _train(task: Task, measure: dict[str, Any], device: torch.device,
+           cost_only: bool = False) -> dict[str, Any]:
     """The training loop: warm-up iterations; one untimed iteration inside the allocator
     window (``peak_mem_bytes``; on the CPU the profiler that counts it would slow a timed
     iteration down); the timed iterations inside the process-memory window; then the untimed
     rest of the training budget.  A task that stops early (see
     :meth:`~fdebench.tasks.Task.after_iteration`) leaves fewer iterations, maybe none timed."""
-    warmup, memory, timed = _budget(task.iterations, measure)
+    warmup, memory, timed = _budget(task.iterations, measure, cost_only)
     steps: list[Step] = []
     stopped = _steps(task, device, warmup, steps)
     peak_mem = None
@@ -79,7 +89,7 @@ def _train(task: Task, measure: dict[str, Any], device: torch.device) -> dict[st
         if not stopped:
             stopped = _steps(task, device, timed, steps)
     window = steps[first_timed:first_timed + timed]
-    if not stopped:
+    if not stopped and not cost_only:
         stopped = _steps(task, device, task.iterations - len(steps), steps)
     median, iqr = median_iqr([s.total_s for s in window])
     last = window[-1] if window else None
@@ -127,6 +137,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
     and return its stored record."""
     started = time.perf_counter()
     config = spec["config"]
+    cost_only = bool(config.get("cost_only", False))  # measure at full size, train no further
     record = _new_record(spec)
     record.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
@@ -137,6 +148,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         record.env = fingerprint(device)
         cls = TASKS[spec["task"]]
         record.metric_names = list(cls.metrics)
+        record.metric_directions = dict(cls.metrics)
         torch.manual_seed(config["seed"])
         task = cls(config, device)
         setup_started = time.perf_counter()
@@ -144,11 +156,13 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         record.setup_time_s = time.perf_counter() - setup_started
         record.data_time_s, record.data = task.data_time_s, task.data
         task.snapshot()
-        for key, value in _train(task, spec["measure"], device).items():
+        record.true_values = task.true_values()
+        for key, value in _train(task, spec["measure"], device, cost_only).items():
             setattr(record, key, value)
-        record.metrics = task.evaluate()
-        record.alpha_learned = task.alpha_learned()
-        for key, value in fidelity(task, config).items():
+        if not cost_only:
+            record.metrics = task.evaluate()
+            record.alpha_learned = task.alpha_learned()
+        for key, value in fidelity(task, config, fine=not cost_only).items():
             setattr(record, key, value)
     except Exception as exc:  # every failure becomes a record; the suite goes on
         record.status = _status(exc)

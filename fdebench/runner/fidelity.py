@@ -72,10 +72,15 @@ def _fine(task: Task, config: dict[str, Any], grad: torch.Tensor,
     return out
 
 
-def fidelity(task: Task, config: dict[str, Any]) -> dict[str, Any]:
+#: why a cost-only run has no fine-step reference
+COST_ONLY_SKIP = "cost-only run (measure.cost_only): no fine-step reference"
+
+
+def fidelity(task: Task, config: dict[str, Any], *, fine: bool = True) -> dict[str, Any]:
     """The run's gradient-fidelity fields of the record: ``grad_rel_err``, ``grad_cosine``
     (against ``direct``; ``None`` for direct itself), ``grad_rel_err_fine``,
-    ``grad_fine_skipped`` and ``grad_fine_reference`` (against the fine reference)."""
+    ``grad_fine_skipped`` and ``grad_fine_reference`` (against the fine reference; skipped
+    with :data:`COST_ONLY_SKIP` when not ``fine``)."""
     gradient = config["gradient"]
     grad = task.gradient_probe(gradient)
     work = task.probe_work
@@ -85,4 +90,7 @@ def fidelity(task: Task, config: dict[str, Any]) -> dict[str, Any]:
         out["grad_rel_err"] = _relative(grad, reference)
         out["grad_cosine"] = torch.nn.functional.cosine_similarity(
             grad.to(reference.dtype), reference, dim=0).item()
+    if not fine:
+        return {**out, "grad_rel_err_fine": None, "grad_fine_skipped": COST_ONLY_SKIP,
+                "grad_fine_reference": None}
     return {**out, **_fine(task, config, grad, work)}

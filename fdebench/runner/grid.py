@@ -32,7 +32,8 @@ def _configs(suite: Suite):
     for entry in suite.tasks:
         cls = TASKS[entry.task]
         known = cls.resolve({})
-        base = {k: v for k, v in suite.defaults.items() if k in known}
+        base = {"cost_only": suite.measure.cost_only}
+        base.update({k: v for k, v in suite.defaults.items() if k in known})
         base.update(entry.params)
         grid = {**suite.grid, **entry.grid}
         keys = list(grid)

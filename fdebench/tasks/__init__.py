@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from .base import ENGINE_DEFAULTS, FDEBlock, NonFinite, Step, Task
+from .base import ENGINE_DEFAULTS, HIGHER, LOWER, FDEBlock, NonFinite, Step, Task
 from .engines import ENGINES, Incompatible, all_methods, incompatible
 from .freefall import FreeFall
 from .image_classification import ImageClassification
@@ -19,7 +19,8 @@ from .node_classification import NodeClassification
 from .synthetic import Synthetic
 
 __all__ = [
-    "ENGINES", "ENGINE_DEFAULTS", "TASKS", "FDEBlock", "Incompatible", "NonFinite", "Step", "Task",
+    "ENGINES", "ENGINE_DEFAULTS", "HIGHER", "LOWER", "TASKS", "FDEBlock", "Incompatible",
+    "NonFinite", "Step", "Task",
     "all_methods", "get_task", "incompatible", "load_plugins",
 ]
 

@@ -21,7 +21,11 @@ from torch import nn
 
 from .engines import ENGINES
 
-__all__ = ["ENGINE_DEFAULTS", "FDEBlock", "NonFinite", "Step", "Task"]
+__all__ = ["ENGINE_DEFAULTS", "HIGHER", "LOWER", "FDEBlock", "NonFinite", "Step", "Task"]
+
+#: a metric's direction (:attr:`Task.metrics`): ``HIGHER`` is better (a fraction in [0, 1],
+#: such as an accuracy), ``LOWER`` is better (an error or a loss); ``None``: no quality (a count)
+HIGHER, LOWER = "higher", "lower"
 
 #: engine settings every task accepts, with their defaults.  ``rtol`` / ``atol`` control the
 #: adaptive methods of the ``torchdiffeq`` engine only (``dopri5``, ...): 1e-6 / 1e-8 keep
@@ -37,6 +41,9 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "rtol": 1e-6,
     "atol": 1e-8,
     "learn_alpha": False,
+    # measure the cost only (no training to convergence, no evaluation): see
+    # fdebench.runner.execute; a suite sets it for all its runs with measure.cost_only
+    "cost_only": False,
 }
 #: the keys of :data:`ENGINE_DEFAULTS` that :class:`FDEBlock` takes
 BLOCK_KEYS = ("alpha", "method", "step_size", "gradient", "engine", "rtol", "atol", "learn_alpha")
@@ -118,8 +125,14 @@ class Task:
     #: the valid values of parameters that name a choice (the suite loader rejects others,
     #: listing these)
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
-    #: the quality metrics :meth:`evaluate` returns; the first is the headline of reports
-    metrics: ClassVar[tuple[str, ...]] = ()
+    #: the closed ranges ``(low, high)`` of numeric parameters (the suite loader rejects values
+    #: outside them)
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {}
+    #: the quality metrics :meth:`evaluate` returns, each with its direction (:data:`HIGHER`,
+    #: :data:`LOWER`, or ``None`` for a count that is no quality); the first is the headline of
+    #: reports.  Recorded as ``metric_names`` and ``metric_directions``: readers (the claims,
+    #: the report) take a metric's meaning from there, never from its name
+    metrics: ClassVar[dict[str, str | None]] = {}
     #: cast the model to float64 for the gradient probe (fine for small models)
     probe_float64: ClassVar[bool] = True
     #: what the data are, for reports (recorded as ``data``); begins with ``synthetic`` when
@@ -211,6 +224,12 @@ class Task:
             if self.after_iteration():
                 break
         return steps
+
+    def true_values(self) -> dict[str, float]:
+        """The true values of learned quantities where the task knows them (recorded as
+        ``true_values``), e.g. ``{"alpha": 0.75}``: the order of simulated data, against which
+        a learned order (``alpha_learned``) is judged.  Default: none."""
+        return {}
 
     def engine_kwargs(self) -> dict[str, Any]:
         """The engine settings of this run, for :class:`FDEBlock`."""

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .base import FDEBlock, Task
+from .base import LOWER, FDEBlock, Task
 
 __all__ = ["FreeFall", "exact_position"]
 
@@ -68,7 +68,7 @@ class FreeFall(Task):
 
     name = "freefall"
     params: ClassVar[dict[str, Any]] = {"iters": 100, "lr": 0.05, "hidden": 16, "noise": 0.0}
-    metrics = ("train_mse", "test_mse")
+    metrics: ClassVar[dict[str, str | None]] = {"train_mse": LOWER, "test_mse": LOWER}
 
     @classmethod
     def n_steps(cls, config: dict[str, Any]) -> int:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import FDEBlock, Task
+from .base import HIGHER, LOWER, FDEBlock, Task
 from .image_data import DATASETS, DESCRIPTIONS, load_dataset, normalise, subset
 
 __all__ = ["TASKS", "ImageClassification", "build_model"]
@@ -124,7 +124,7 @@ class ImageClassification(Task):
     }
     choices: ClassVar[dict[str, tuple[str, ...]]] = {
         "dataset": DATASETS, "optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES}
-    metrics = ("test_accuracy", "train_loss")
+    metrics: ClassVar[dict[str, str | None]] = {"test_accuracy": HIGHER, "train_loss": LOWER}
     probe_float64 = False  # a conv net: probe in float32
 
     @classmethod

@@ -13,6 +13,10 @@ default) means "the run's ``alpha``"; a value in ``(0, 1]`` fixes the data's ord
 the model's (misspecification).  ``noise`` is *relative*: component ``i`` of every training
 observation gets Gaussian noise of standard deviation ``noise * std_i``, ``std_i`` the standard
 deviation of the clean training observations of that component; the test observations stay clean.
+``missing`` (in ``[0, 0.9]``) drops that fraction of the training observation times at random
+(seeded): the model is fitted at the remaining, irregular times (the solver interpolates its grid
+values there), the "noisy and incomplete observations" the AAAI-2025 adjoint paper names as its
+next check; the test observations stay complete.
 
 Models (``model``), solved from the known initial state by an :class:`FDEBlock` with the run's
 engine settings and trained on the MSE of the training observations:
@@ -52,7 +56,7 @@ import torch
 from torch import nn
 
 from ..engine import fdeint
-from .base import FDEBlock, Task
+from .base import LOWER, FDEBlock, Task
 
 __all__ = ["CappedBFGS", "LVField", "LotkaVolterra", "MLPField"]
 
@@ -142,13 +146,15 @@ class LotkaVolterra(Task):
     params: ClassVar[dict[str, Any]] = {
         "model": "parametric", "iters": 60, "max_step": 0.1, "lr": 0.03, "hidden": 32,
         "alpha_true": -1.0, "noise": 0.0, "test_horizon": 0.5, "perturb": 0.3,
-        "obs_spacing": 0.05,
+        "obs_spacing": 0.05, "missing": 0.0,
         "a": 1.5, "b": 1.0, "c": 1.0, "d": 3.0,
     }
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"model": MODELS}
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {"missing": (0.0, 0.9)}
     #: the union over both models; ``param_rel_err`` (the headline) is the parametric model's,
     #: ``alpha_rel_err`` a learnt order's (``learn_alpha``)
-    metrics = ("param_rel_err", "train_mse", "test_mse", "alpha_rel_err")
+    metrics: ClassVar[dict[str, str | None]] = {
+        "param_rel_err": LOWER, "train_mse": LOWER, "test_mse": LOWER, "alpha_rel_err": LOWER}
 
     @classmethod
     def skip(cls, config: dict[str, Any]) -> str | None:
@@ -179,6 +185,13 @@ class LotkaVolterra(Task):
         """The data's order."""
         c = self.config
         return c["alpha"] if c["alpha_true"] == SAME_AS_ALPHA else c["alpha_true"]
+
+    def true_values(self) -> dict[str, float]:
+        """The data's order ``alpha`` (and, for the parametric model, the rates ``a`` .. ``d``)."""
+        truth = {"alpha": float(self.alpha_true())}
+        if self.config["model"] == "parametric":
+            truth.update({k: float(self.config[k]) for k in "abcd"})
+        return truth
 
     def clean_data(self) -> torch.Tensor:
         """The true states at :meth:`observation_times`, ``(n + 1, 2)`` float64, solved with
@@ -213,14 +226,25 @@ class LotkaVolterra(Task):
             field, dtype = MLPField(c["hidden"]), torch.float32
         dev = self.device
         self.t_all = self.observation_times()  # float64 for any model: exact grid times
-        self.train_obs = train.to(dev, dtype)
+        self.kept = self._kept(gen)
+        self.train_obs = train[self.kept].to(dev, dtype)
         self.test_obs = clean[self.n_train + 1 :].to(dev, dtype)
-        self.model = FDEBlock(field, self.t_all[: self.n_train + 1], **self.engine_kwargs())
+        t_train = torch.cat([self.t_all[:1], self.t_all[1 : self.n_train + 1][self.kept]])
+        self.model = FDEBlock(field, t_train, **self.engine_kwargs())
         self.model.to(dev, dtype)
         if c["model"] == "parametric":
             self.optimizer = CappedBFGS(self.model.parameters(), max_step=c["max_step"])
         else:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c["lr"])
+
+    def _kept(self, gen: torch.Generator) -> torch.Tensor:
+        """The indices of the training observations kept (sorted): all of them, or with
+        ``missing`` a seeded random ``1 - missing`` of them (at least one)."""
+        n = self.n_train
+        drop = min(round(self.config["missing"] * n), n - 1)
+        if not drop:
+            return torch.arange(n)
+        return torch.randperm(n, generator=gen)[drop:].sort().values
 
     def _trajectory(self, model: nn.Module, t_eval: torch.Tensor | None = None) -> torch.Tensor:
         """States at ``t_eval[1:]`` (default: the training times), in the model's dtype."""
@@ -245,7 +269,8 @@ class LotkaVolterra(Task):
         if isinstance(self.model.field, LVField):
             p, p_true = self.model.field.p.detach().double().cpu(), self.true_params()
             out["param_rel_err"] = ((p - p_true).abs() / p_true).max().item()
-        out["train_mse"] = (traj[: self.n_train] - self.train_obs).square().mean().item()
+        fitted = traj[: self.n_train][self.kept.to(traj.device)]
+        out["train_mse"] = (fitted - self.train_obs).square().mean().item()
         out["test_mse"] = (traj[self.n_train :] - self.test_obs).square().mean().item()
         if (alpha := self.alpha_learned()) is not None:
             out["alpha_rel_err"] = abs(alpha - self.alpha_true()) / self.alpha_true()

@@ -32,7 +32,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from .base import FDEBlock, Task
+from .base import HIGHER, LOWER, FDEBlock, Task
 from .graph_data import (
     DATASETS,
     Graph,
@@ -150,7 +150,9 @@ class NodeClassification(Task):
         "avg_degree": 10.0,
     }
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"dataset": DATASETS, "model": MODELS}
-    metrics = ("test_accuracy", "val_accuracy", "train_loss", "epochs_trained")
+    metrics: ClassVar[dict[str, str | None]] = {
+        "test_accuracy": HIGHER, "val_accuracy": HIGHER, "train_loss": LOWER,
+        "epochs_trained": None}
 
     @classmethod
     def skip(cls, config: dict[str, Any]) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .base import FDEBlock, Task
+from .base import LOWER, FDEBlock, Task
 
 __all__ = ["Synthetic"]
 
@@ -34,7 +34,7 @@ class Synthetic(Task):
     params: ClassVar[dict[str, Any]] = {
         "batch": 256, "dim": 64, "hidden": 256, "iters": 3, "lr": 1e-3,
     }
-    metrics = ("train_mse",)
+    metrics: ClassVar[dict[str, str | None]] = {"train_mse": LOWER}
     probe_float64 = False  # sized to be large: probe in the working precision
 
     data = "synthetic: random initial states and targets (not real data)"
