@@ -17,7 +17,7 @@ from dataclasses import field as dataclass_field
 import torch
 from torch import nn
 
-from fdebench.engine import fdeint
+from fdebench.engine import fdeint, textbook_fdeint
 
 from .fields import make_field
 
@@ -25,7 +25,7 @@ __all__ = ["OUTPUTS", "SOLVERS", "T_END", "Workload", "make_workload"]
 
 T_END = 1.0
 OUTPUTS = ("all", "final")
-SOLVERS = ("fdebench", "torchdiffeq")
+SOLVERS = ("fdebench", "torchdiffeq", "textbook")
 
 
 class _Counted(nn.Module):
@@ -99,7 +99,9 @@ def make_workload(
     """Build the field ``field`` on ``device`` and a closure running one forward+backward pass.
 
     ``solver="torchdiffeq"`` integrates the same field with ``torchdiffeq.odeint`` (``alpha``
-    must be 1, ``gradient`` must be ``"direct"``; ``method`` is passed through).  ``dtype``
+    must be 1, ``gradient`` must be ``"direct"``; ``method`` is passed through);
+    ``solver="textbook"`` with :func:`fdebench.engine.textbook_fdeint` (the research-code
+    direct implementation; ``gradient`` must be ``"direct"``).  ``dtype``
     casts the field and the initial state (float64 for gradient comparisons).  ``history`` is
     passed to ``fdeint`` (``"auto"``, ``"fast"`` or ``"stepwise"``).
     """
@@ -129,6 +131,14 @@ def make_workload(
 
         def solve() -> torch.Tensor:
             return odeint(module, y0, t, method=method, options=options)
+
+    elif solver == "textbook":
+        if gradient != "direct":
+            raise ValueError("the textbook solver has direct gradients only")
+
+        def solve() -> torch.Tensor:
+            return textbook_fdeint(module, y0, t, alpha=alpha, method=method,
+                                   step_size=step_size)
 
     else:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")

@@ -113,9 +113,14 @@ def test_grid_expansion_ids_and_skips(tmp_path):
          r"'fdebench'; its methods: abm, euler, gl, l1, rk4$"),
         ("    method: rk4\n",
          r"suite.yaml:5: tasks\[0\].method: method 'rk4' solves classical ODEs only"),
+        ("    engine: textbook\n    gradient: adjoint\n",
+         r"suite.yaml:6: tasks\[0\].gradient: engine 'textbook' has no gradient 'adjoint'; its "
+         r"gradients: direct \(for 'adjoint' use engine 'fdebench'\)$"),
+        ("    engine: textbook\n    learn_alpha: true\n",
+         r"suite.yaml:5: tasks\[0\].engine: engine 'textbook' has no learnable order"),
     ],
     ids=["backsolve-alpha", "torchdiffeq-abm", "torchdiffeq-alpha", "torchdiffeq-paper",
-         "fdebench-dopri5", "rk4-alpha"],
+         "fdebench-dopri5", "rk4-alpha", "textbook-adjoint", "textbook-learn-alpha"],
 )
 def test_fixed_engine_combinations_are_suite_errors(tmp_path, entry, message):
     text = ("name: x\ndefaults: {alpha: 0.5}\ntasks:\n  - task: fake_ok\n" + entry)
@@ -154,6 +159,51 @@ tasks:
     assert all("engine=" in r.run_id for r in runs)  # the engine varies: the ids name it
     assert main(["run", str(write(tmp_path, text)), "--dry-run"]) == 0  # listed, no traceback
     assert capsys.readouterr().out.count("(skipped: ") == len(skips) - len(runnable)
+
+
+def test_textbook_combinations_from_a_grid_are_listed_skips(tmp_path, capsys):
+    text = """\
+name: textbook
+device: cpu
+defaults: {t_end: 0.2, step_size: 0.05}
+grid:
+  engine: [fdebench, textbook]
+  gradient: [direct, adjoint]
+tasks:
+  - task: fake_ok
+    grid: {alpha: [0.5, 1.0], method: [abm, rk4]}
+"""
+    runs = expand(load_suite(write(tmp_path, text)), "cpu")
+    skips = {(r.config["engine"], r.config["method"], r.config["gradient"], r.config["alpha"]):
+             r.skip for r in runs}
+    runnable = {k for k, why in skips.items() if why is None}
+    assert runnable == {("fdebench", "abm", g, a) for g in ("direct", "adjoint")
+                        for a in (0.5, 1.0)} | {("fdebench", "rk4", g, 1.0)
+                                                for g in ("direct", "adjoint")} \
+        | {("textbook", "abm", "direct", a) for a in (0.5, 1.0)}
+    assert "its gradients: direct (for 'adjoint' use engine 'fdebench')" in \
+        skips[("textbook", "abm", "adjoint", 0.5)]
+    assert "not a method of engine 'textbook'" in skips[("textbook", "rk4", "direct", 1.0)]
+    assert main(["run", str(write(tmp_path, text)), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("(skipped: ") == len(skips) - len(runnable)
+
+
+@pytest.mark.slow
+def test_textbook_runs_record_engine_and_fidelity(tmp_path):
+    text = """\
+name: tb
+device: cpu
+measure: {warmup_iters: 1, timed_iters: 2, time_limit_s: 60}
+defaults: {alpha: 0.6, t_end: 0.2, step_size: 0.05, engine: textbook, method: abm}
+tasks:
+  - task: fake_ok
+"""
+    assert run_suite(load_suite(write(tmp_path, text)), tmp_path / "r", quiet=True) == {"ok": 1}
+    (r,) = _records(tmp_path / "r", "tb")
+    assert r["engine"] == "textbook" and r["gradient"] == "direct"
+    assert r["nfe_forward"] == 2 * 4 and r["nfe_backward"] == 0  # abm: two per step
+    assert r["grad_rel_err"] is None and "fdebench abm direct" in r["grad_fine_reference"]
+    assert r["grad_rel_err_fine"] < 0.1
 
 
 @pytest.mark.slow

@@ -7,6 +7,11 @@
   (solved on the run's ``step_size``) and adaptive ones (controlled by ``rtol`` / ``atol``),
   differentiated by ``direct`` (``torchdiffeq.odeint``: autograd through the solver) or
   ``backsolve`` (``torchdiffeq.odeint_adjoint``: Chen et al. 2018, Alg. 1).
+* ``textbook``: :func:`fdebench.engine.textbook_fdeint`, fdebench's fractional methods
+  (``euler``, ``abm``, ``l1``, ``gl``; every ``0 < alpha <= 1``) written as research code writes
+  them (a Python list of states, each history sum rebuilt with ``torch.stack``), ``direct``
+  gradient only: the direct implementation that arXiv:2503.16666 measured its adjoint against,
+  with fdebench's discretisation (same solution and gradient as ``fdebench``'s ``direct``).
 
 Each engine says which combinations of method, gradient mode and order it cannot run
 (:meth:`Engine.incompatible`), naming the keys involved and the valid choices; the suite loader
@@ -22,11 +27,11 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..engine import GRADIENTS, METHODS, fdeint
+from ..engine import GRADIENTS, METHODS, TEXTBOOK_METHODS, fdeint, textbook_fdeint
 
 __all__ = [
-    "ENGINES", "Engine", "FdebenchEngine", "Incompatible", "TorchdiffeqEngine", "all_methods",
-    "incompatible",
+    "ENGINES", "Engine", "FdebenchEngine", "Incompatible", "TextbookEngine", "TorchdiffeqEngine",
+    "all_methods", "incompatible",
 ]
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -188,9 +193,42 @@ class TorchdiffeqEngine(Engine):
         return "euler" if method == "euler" else "rk4"
 
 
+class TextbookEngine(Engine):
+    """:func:`fdebench.engine.textbook_fdeint`: plain autograd through a textbook
+    implementation (``O(N^2 |y|)`` time, every step's graph kept); ``rtol`` and ``atol`` do
+    not apply, ``params`` need not be listed (autograd reaches whatever the field uses)."""
+
+    name = "textbook"
+    methods = tuple(TEXTBOOK_METHODS)
+    gradients = ("direct",)
+
+    def incompatible(self, method: str, gradient: str, alpha: float,
+                     learn_alpha: bool = False) -> Incompatible | None:
+        """Besides a method it lacks: any gradient but ``direct``, and a learnt order."""
+        if method not in self.methods:
+            return super().incompatible(method, gradient, alpha)
+        if gradient not in self.gradients:
+            return Incompatible(("gradient", "engine"), (
+                f"engine 'textbook' has no gradient {gradient!r}; its gradients: direct (for "
+                f"{gradient!r} use engine 'fdebench')"))
+        if learn_alpha:
+            return Incompatible(("engine", "learn_alpha"), (
+                "engine 'textbook' has no learnable order (its weights are floats); with "
+                "learn_alpha use engine 'fdebench'"))
+        return None
+
+    def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params):
+        return textbook_fdeint(func, y0, t, alpha=alpha, method=method, step_size=step_size)
+
+    def reference_method(self, method: str) -> str:
+        """The same method (fdebench's, the same discretisation)."""
+        return method
+
+
 ENGINES: dict[str, Engine] = {
     FdebenchEngine.name: FdebenchEngine(),
     TorchdiffeqEngine.name: TorchdiffeqEngine(),
+    TextbookEngine.name: TextbookEngine(),
 }
 
 
