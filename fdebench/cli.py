@@ -94,6 +94,21 @@ FAIL_ON_HELP = (
 )
 
 
+RUN_EPILOG = """\
+suite keys worth knowing (docs: README, the bundled suites' comments):
+  measure: {cost_only: true}   measure memory, time and the gradient against direct's at
+                               full size, without training on or evaluating (a task entry
+                               or the grid may set cost_only per run); the Claims section
+                               takes memory and speed from such runs, accuracy from trained
+  engine: textbook             a second direct baseline: the scheme as research code writes
+                               it (the history a Python list; direct gradient only), the
+                               implementation the AAAI-2025 adjoint paper measured against
+  grid: {step_size: [...]}     a sweep over N (also alpha, batch_size): the report's claim
+                               maps say from which N each claim holds
+  missing: 0.3                 lotka_volterra: drop that fraction of the observation times
+bundled suites for the paper's claims: paper-replica, claims-map (CPU), paper-claims-gpu."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fdebench",
@@ -104,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a suite, record the runs, write the report",
                          description="Run every task of a suite under each configuration in "
-                         "a fresh process, append one record per run, then write the report.")
+                         "a fresh process, append one record per run, then write the report.",
+                         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("suite", nargs="?", default=DEFAULT_SUITE,
                      help="a suite YAML file, or the name of a bundled suite (`fdebench "
                      "suites` lists them; default: quickstart)")
