@@ -237,6 +237,9 @@ def test_cora_loads_from_a_copy_and_learns(tmp_path):
     assert task.x.shape == (2708, 1433) and task.n_classes == 7
     assert [int(m.sum()) for m in task.masks.values()] == [140, 500, 1000]
     assert drive(task)["test_accuracy"] >= 0.7  # observed 0.78 after 30 epochs; chance ~0.3
+    torch.testing.assert_close(task.x.sum(dim=1), torch.ones(2708))  # row-normalised
+    raw = gd.load_graph("cora", data_root=str(root), normalize_features=False).x
+    assert set(raw.unique().tolist()) == {0.0, 1.0} and torch.equal(raw > 0, task.x > 0)
 
 
 # ---- the attention model --------------------------------------------------------------------

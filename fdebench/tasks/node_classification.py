@@ -44,6 +44,7 @@ from torch.nn import functional as F
 from .base import FDEBlock, Task
 from .graph_data import (
     DATASETS,
+    PLANETOID,
     Graph,
     csr_matrix,
     induced_subgraph,
@@ -321,7 +322,7 @@ class NodeClassification(Task):
 
     name = "node_classification"
     params: ClassVar[dict[str, Any]] = {
-        "dataset": "karate", "data_root": "", "download": False,
+        "dataset": "karate", "data_root": "", "download": False, "normalize_features": True,
         "model": "linear", "hidden": 64, "epochs": 200, "lr": 0.01, "weight_decay": 5e-4,
         "dropout": 0.5, "output_dropout": 0.0, "patience": 50,
         # attention only
@@ -361,7 +362,8 @@ class NodeClassification(Task):
         graph = load_graph(
             c["dataset"], data_root=c["data_root"], download=c["download"], seed=c["seed"],
             sbm={k: c[k] for k in ("n_nodes", "n_classes", "n_features", "homophily",
-                                   "avg_degree")})
+                                   "avg_degree")},
+            normalize_features=c["normalize_features"])
         self.n_classes = graph.n_classes
         self.x, self.y = graph.x.to(self.device), graph.y.to(self.device)
         self.masks = {name: getattr(graph, f"{name}_mask").to(self.device)
@@ -369,8 +371,11 @@ class NodeClassification(Task):
         self._probe = self._probe_graph(graph)
         self.data_time_s = time.perf_counter() - started
         edges = graph.edge_index.shape[1]
+        raw = " (raw, not row-normalised)" if (c["dataset"] in PLANETOID
+                                               and not c["normalize_features"]) else ""
         self.data = (f"{GRAPH_DESCRIPTIONS[c['dataset']]}: {graph.n_nodes} nodes, {edges} "
-                     f"directed edges, {graph.x.shape[1]} features, {self.n_classes} classes")
+                     f"directed edges, {graph.x.shape[1]} features{raw}, {self.n_classes} "
+                     "classes")
         torch.manual_seed(c["seed"])
         adjacency = normalized_adjacency(graph.edge_index, graph.n_nodes)
         if c["model"] == "attention":
