@@ -152,8 +152,7 @@ class EdgeWeightedMM(torch.autograd.Function):
     ``A`` need not be symmetric: the cotangent of ``X`` is ``A^T G``, a CSR product on the
     transposed structure that :meth:`AttentionField.set_adjacency` sorts once (``values``
     permuted per call); the cotangent of the value on edge ``(i, j)`` is ``G_i . X_j``, the
-    product ``G X^T`` sampled on the edges (``torch.sparse.sampled_addmm``, no ``E x hidden``
-    temporary).
+    product ``G X^T`` sampled on the edges (``torch.sparse.sampled_addmm``).
     """
 
     @staticmethod
