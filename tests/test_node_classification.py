@@ -3,6 +3,7 @@ early stopping and gradient agreement."""
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import time
@@ -18,7 +19,12 @@ from fdebench.tasks import get_task
 from fdebench.tasks import graph_data as gd
 from fdebench.tasks import node_classification as nc
 from fdebench.tasks.image_data import DataMissingError
-from fdebench.tasks.node_classification import DiffusionField, NodeClassification
+from fdebench.tasks.node_classification import (
+    AttentionField,
+    DiffusionField,
+    EdgeWeightedMM,
+    NodeClassification,
+)
 
 MODES = ("direct", "adjoint", "checkpoint")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -129,11 +135,15 @@ def test_registered_and_skips():
     assert sorted(info.value.problems) == [
         "<suite>: tasks[0].dataset: unknown value 'ogbn-arxiv'; valid values: citeseer, cora, "
         "karate, pubmed, sbm",
-        "<suite>: tasks[0].model: unknown value 'gat'; valid values: learnable, linear"]
+        "<suite>: tasks[0].model: unknown value 'gat'; valid values: attention, learnable, linear"]
     assert NodeClassification.skip(config(dataset="sbm", n_classes=1))
+    assert "dividing attention_dim" in NodeClassification.skip(
+        config(model="attention", heads=3, attention_dim=8))
+    assert NodeClassification.skip(config(model="linear", heads=3, attention_dim=8)) is None
+    assert NodeClassification.skip(config(output_dropout=1.0))
 
 
-@pytest.mark.parametrize("model", ["linear", "learnable"])
+@pytest.mark.parametrize("model", ["linear", "learnable", "attention"])
 def test_karate_through_the_runner(model):
     from fdebench.runner.execute import execute
 
@@ -172,10 +182,11 @@ def test_gradient_probe_matches_direct_in_float64(model, mode):
     assert ((grad - reference).norm() / reference.norm()).item() < 1e-10
 
 
-def test_large_graphs_probe_a_subgraph(monkeypatch):
+@pytest.mark.parametrize("model", ["linear", "attention"])
+def test_large_graphs_probe_a_subgraph(monkeypatch, model):
     monkeypatch.setattr(nc, "PROBE_MAX_NODES", 150)
     task = make(dataset="sbm", n_nodes=400, n_classes=3, n_features=4, hidden=8,
-                step_size=0.25)
+                step_size=0.25, model=model, heads=2, attention_dim=8)
     assert task._probe["x"].shape == (150, 4)
     assert task._probe["adjacency"].shape == (150, 150)
     reference, grad = task.gradient_probe("direct"), task.gradient_probe("adjoint")
@@ -226,3 +237,111 @@ def test_cora_loads_from_a_copy_and_learns(tmp_path):
     assert task.x.shape == (2708, 1433) and task.n_classes == 7
     assert [int(m.sum()) for m in task.masks.values()] == [140, 500, 1000]
     assert drive(task)["test_accuracy"] >= 0.7  # observed 0.78 after 30 epochs; chance ~0.3
+    torch.testing.assert_close(task.x.sum(dim=1), torch.ones(2708))  # row-normalised
+    raw = gd.load_graph("cora", data_root=str(root), normalize_features=False).x
+    assert set(raw.unique().tolist()) == {0.0, 1.0} and torch.equal(raw > 0, task.x > 0)
+
+
+# ---- the attention model --------------------------------------------------------------------
+ATTENTION = {"model": "attention", "hidden": 8, "heads": 2, "attention_dim": 8, "t_end": 1.0,
+             "step_size": 0.1}
+
+
+def small_graph(seed: int = 0, n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random graph's normalised adjacency (its structure: edges both ways, self-loops)."""
+    gen = torch.Generator().manual_seed(seed)
+    return gd.normalized_adjacency(torch.randint(n, (2, 30), generator=gen), n), gen
+
+
+def named_gradients(task: NodeClassification, mode: str, **overrides) -> dict[str, torch.Tensor]:
+    """The probe's gradient under ``mode`` split by parameter name."""
+    flat = task.gradient_probe(mode, **overrides)
+    names = [(n, p.numel()) for n, p in task.model.named_parameters()]
+    parts = flat.split([size for _, size in names])
+    return {name: part for (name, _), part in zip(names, parts, strict=True)}
+
+
+def test_attention_is_row_stochastic_on_each_neighbourhood():
+    adjacency, gen = small_graph()
+    field = AttentionField(adjacency, 6, heads=3, attention_dim=6).double()
+    for layer in (field.attention.query, field.attention.key):  # away from the near-uniform start
+        torch.nn.init.normal_(layer.weight, generator=gen)
+    x0 = torch.randn(12, 6, generator=gen, dtype=torch.float64)
+    field.attend(x0)
+    heads = field.attention(x0, field.row, field.col)
+    assert heads.shape == (len(field.col), 3) and (heads > 0).all()
+    ones = torch.ones(12, dtype=torch.float64)
+    for h in range(3):  # every head sums to 1 over each node's neighbours and itself
+        rows = torch.zeros(12, dtype=torch.float64).index_add_(0, field.row, heads[:, h])
+        torch.testing.assert_close(rows, ones)
+    a_att = field.attention_matrix.to_dense()
+    torch.testing.assert_close(a_att.sum(dim=1), ones)
+    assert torch.equal(a_att != 0, dense(adjacency) != 0)  # on the edges and self-loops only
+    assert not torch.allclose(a_att, a_att.T)  # not symmetric
+    field.set_adjacency(adjacency)
+    with pytest.raises(RuntimeError, match="attend"):
+        field(torch.tensor(0.0), x0)
+
+
+def test_attention_starts_near_a_random_walk():
+    # GRAND's constant initial weights (1e-5): the first attention is nearly uniform
+    adjacency, gen = small_graph()
+    field = AttentionField(adjacency, 6, heads=2, attention_dim=4).double()
+    field.attend(torch.randn(12, 6, generator=gen, dtype=torch.float64))
+    a = (dense(adjacency) != 0).double()
+    torch.testing.assert_close(field.attention_matrix.to_dense(), a / a.sum(1, keepdim=True),
+                               rtol=0, atol=1e-3)
+
+
+def test_edge_weighted_product_and_its_gradients():
+    adjacency, gen = small_graph()
+    field = AttentionField(adjacency, 4, heads=1, attention_dim=4)
+    values = torch.rand(len(field.col), generator=gen, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(12, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    a = torch.zeros(12, 12, dtype=torch.float64).index_put((field.row, field.col), values)
+    torch.testing.assert_close(EdgeWeightedMM.apply(values, x, field), a @ x)
+    assert torch.autograd.gradcheck(lambda v, y: EdgeWeightedMM.apply(v, y, field), (values, x))
+
+
+@pytest.mark.parametrize("mode", ["adjoint", "checkpoint"])
+def test_attention_exact_modes_match_direct_for_every_parameter(mode):
+    task = make(**ATTENTION, alpha=0.6, dropout=0.5, output_dropout=0.5)
+    reference, grads = named_gradients(task, "direct"), named_gradients(task, mode)
+    attention = [n for n in reference if ".attention." in n]
+    assert len(attention) == 4 and "block.field.rate_logit" in reference
+    for name, ref in reference.items():
+        assert ref.norm() > 0, name  # every parameter gets a gradient, the attention's too
+        assert ((grads[name] - ref).norm() / ref.norm()).item() < 1e-10, name
+
+
+@pytest.mark.parametrize(("mode", "alpha"), [("continuous", 0.6), ("paper", 0.6),
+                                             ("backsolve", 1.0)])
+def test_attention_approximate_modes_reach_the_attention(mode, alpha):
+    task = make(**ATTENTION, alpha=alpha)
+    reference, grads = named_gradients(task, "direct"), named_gradients(task, mode)
+    for name, grad in grads.items():
+        assert torch.isfinite(grad).all() and grad.norm() > 0, name
+    flat = torch.cat(list(grads.values()))
+    flat_ref = torch.cat(list(reference.values()))
+    assert ((flat - flat_ref).norm() / flat_ref.norm()).item() < 0.05  # observed 4e-4 .. 0.011
+
+
+def test_attention_direct_gradient_matches_finite_differences():
+    task = make(**ATTENTION, alpha=0.6)
+    grads = named_gradients(task, "direct")
+    model = copy.deepcopy(task._initial).double()
+    eps = 1e-6
+    for name, index in [("block.field.attention.query.weight", (1, 2)),
+                        ("block.field.attention.key.bias", (3,))]:
+        parameter = model.get_parameter(name)
+        original = parameter.data[index].item()
+        losses = []
+        for sign in (1, -1):
+            parameter.data[index] = original + sign * eps
+            with torch.no_grad():
+                losses.append(task.probe_loss(model).item())
+        parameter.data[index] = original
+        finite_difference = (losses[0] - losses[1]) / (2 * eps)
+        analytic = grads[name].view(parameter.shape)[index].item()
+        assert analytic != 0
+        assert abs(analytic - finite_difference) < 1e-6 * abs(analytic) + 1e-10, name

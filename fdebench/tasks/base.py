@@ -76,6 +76,14 @@ class FDEBlock(nn.Module):
     be below 1); the engine differentiates the solve with respect to it (exactly, in the modes
     that can: ``direct``, ``adjoint``, ``checkpoint``; see :func:`fdebench.engine.fdeint`).
 
+    The solve differentiates with respect to ``y0`` and the field's parameters, or, when the
+    field defines ``solve_params()``, with respect to exactly the tensors that returns: a field
+    that uses tensors computed outside the solve from parameters (e.g. attention weights
+    computed once per forward from the block's input, see
+    :class:`~fdebench.tasks.node_classification.AttentionField`) lists them there, and autograd
+    carries their cotangents on to the parameters they were computed from, in every gradient
+    mode.
+
     The settings are plain attributes so that the gradient probe can switch them on a copy.
     """
 
@@ -112,8 +120,14 @@ class FDEBlock(nn.Module):
         return ENGINES[self.engine].solve(
             self._counted, y0, t, alpha=self.order, method=self.method,
             step_size=self.step_size, gradient=self.gradient, rtol=self.rtol, atol=self.atol,
-            params=list(self.field.parameters()),
+            params=self.solve_params(),
         )
+
+    def solve_params(self) -> list[torch.Tensor]:
+        """The tensors the solve differentiates besides ``y0``: the field's ``solve_params()``
+        when it defines one, else its parameters."""
+        own = getattr(self.field, "solve_params", None)
+        return list(own() if callable(own) else self.field.parameters())
 
 
 class Task:

@@ -8,9 +8,11 @@ Data sets:
 
 * ``cora``, ``citeseer``, ``pubmed``: torch_geometric's ``Planetoid`` with its standard public
   split (20 training nodes per class, 500 validation, 1000 test); features row-normalised to sum
-  1, as GCN and GRAND do.  The raw files are looked up in ``<root>/planetoid/<Name>/raw`` (or
-  ``<root>/<Name>/raw``), ``<root>`` resolved as in the image task (the ``data_root`` parameter,
-  else ``$FDEBENCH_DATA``, else ``~/.cache/fdebench/data``).  They are always *copied* to a
+  1, as GCN does (``normalize=False``: the raw bag-of-words, as GRAND's and FROND's
+  ``get_dataset`` read them, without ``NormalizeFeatures``).  The raw files are looked up in
+  ``<root>/planetoid/<Name>/raw`` (or ``<root>/<Name>/raw``), ``<root>`` resolved as in the
+  image task (the ``data_root`` parameter, else ``$FDEBENCH_DATA``, else
+  ``~/.cache/fdebench/data``).  They are always *copied* to a
   temporary folder and processed there, so the data folder is only read (it may be shared or
   read-only).  With ``download`` on and files missing, ``Planetoid`` downloads into
   ``<root>/planetoid/<Name>``.
@@ -163,16 +165,17 @@ def _datasets():
     return torch_geometric.datasets
 
 
-def _read_planetoid(root: Path, name: str) -> Graph:
+def _read_planetoid(root: Path, name: str, normalize: bool) -> Graph:
     with contextlib.redirect_stderr(io.StringIO()):  # "Processing... Done!"
         data = _datasets().Planetoid(str(root), name)[0]
-    x = data.x / data.x.sum(dim=1, keepdim=True).clamp_min(1.0)
+    x = data.x / data.x.sum(dim=1, keepdim=True).clamp_min(1.0) if normalize else data.x
     return Graph(x, data.edge_index, data.y, data.train_mask, data.val_mask, data.test_mask)
 
 
-def load_planetoid(name: str, root: Path, download: bool) -> Graph:
+def load_planetoid(name: str, root: Path, download: bool, normalize: bool = True) -> Graph:
     """Planetoid ``name`` (``"Cora"``, ...) from ``root/planetoid/<name>/raw`` or
-    ``root/<name>/raw``, processed in a temporary copy; downloaded if missing and ``download``."""
+    ``root/<name>/raw``, processed in a temporary copy; downloaded if missing and ``download``;
+    features row-normalised to sum 1 if ``normalize``."""
     files = _planetoid_files(name)
     candidates = [root / "planetoid" / name / "raw", root / name / "raw"]
     raw = next((c for c in candidates if all((c / f).is_file() for f in files)), None)
@@ -182,12 +185,12 @@ def load_planetoid(name: str, root: Path, download: bool) -> Graph:
         if not download:
             raise _missing(name, home, missing, download, None)
         try:
-            return _read_planetoid(root / "planetoid", name)
+            return _read_planetoid(root / "planetoid", name, normalize)
         except Exception as exc:  # offline, or the download was refused
             raise _missing(name, home, missing, download, exc) from exc
     with tempfile.TemporaryDirectory(prefix="fdebench-planetoid-") as tmp:
         shutil.copytree(raw, Path(tmp) / name / "raw")
-        return _read_planetoid(Path(tmp), name)
+        return _read_planetoid(Path(tmp), name, normalize)
 
 
 def load_karate(seed: int) -> Graph:
@@ -233,11 +236,13 @@ def stochastic_block_model(n_nodes: int, n_classes: int, n_features: int, homoph
 
 
 def load_graph(name: str, *, data_root: str = "", download: bool = False, seed: int = 0,
-               sbm: dict | None = None) -> Graph:
+               sbm: dict | None = None, normalize_features: bool = True) -> Graph:
     """Data set ``name`` (one of :data:`DATASETS`); ``sbm`` holds
-    :func:`stochastic_block_model`'s keyword arguments (all but ``seed``) for ``"sbm"``."""
+    :func:`stochastic_block_model`'s keyword arguments (all but ``seed``) for ``"sbm"``;
+    ``normalize_features`` applies to the Planetoid sets."""
     if name in PLANETOID:
-        return load_planetoid(PLANETOID[name], resolve_root(data_root), download)
+        return load_planetoid(PLANETOID[name], resolve_root(data_root), download,
+                              normalize_features)
     if name == "karate":
         return load_karate(seed)
     if name == "sbm":

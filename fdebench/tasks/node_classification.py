@@ -9,10 +9,18 @@ F-GRAND-l): input dropout
 * ``model: learnable``: ``D^alpha X = (A_hat - I) X W``, ``W`` (hidden x hidden) learnable,
   symmetric positive semi-definite and initialised near the identity (see
   :attr:`DiffusionField.weight`)
+* ``model: attention``: ``D^alpha X = sigmoid(rho) (A_att - I) X + beta X(0)``, GRAND's
+  attention diffusion (GRAND-l with its ``attention`` block) in FROND's fractional form (the
+  ``att_frac`` block with the ``laplacian`` function): ``A_att`` is a multi-head scaled
+  dot-product attention on the edges (self-loops included), row-stochastic, computed once per
+  forward from the block's input ``X(0)`` and constant during the solve; ``rho`` and ``beta``
+  are learnt scalars (see :class:`AttentionField`, :class:`GraphAttention`)
 
--> ``Linear(hidden -> n_classes)`` on ``X(t_end)``.  ``A_hat = D^-1/2 (A + I) D^-1/2`` (see
+-> (``attention`` only: ReLU, as FROND's classifier) -> ``Dropout(output_dropout)`` ->
+``Linear(hidden -> n_classes)`` on ``X(t_end)``.  ``A_hat = D^-1/2 (A + I) D^-1/2`` (see
 :func:`.graph_data.normalized_adjacency`) is a sparse CSR matrix multiplied with
-``torch.sparse.mm``; nothing of size nodes x nodes is ever dense.
+``torch.sparse.mm``; so is ``A_att``, on the same edges; nothing of size nodes x nodes is ever
+dense.
 
 Training is full-batch: one runner iteration is one epoch (Adam with weight decay, cross-entropy
 on the training nodes).  After every epoch the runner calls :meth:`after_iteration`, which
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any, ClassVar
 
 import torch
@@ -35,6 +44,7 @@ from torch.nn import functional as F
 from .base import HIGHER, LOWER, FDEBlock, Task
 from .graph_data import (
     DATASETS,
+    PLANETOID,
     Graph,
     csr_matrix,
     induced_subgraph,
@@ -43,9 +53,12 @@ from .graph_data import (
 )
 from .graph_data import DESCRIPTIONS as GRAPH_DESCRIPTIONS
 
-__all__ = ["TASKS", "DiffusionClassifier", "DiffusionField", "NodeClassification"]
+__all__ = [
+    "TASKS", "AttentionField", "DiffusionClassifier", "DiffusionField", "GraphAttention",
+    "NodeClassification",
+]
 
-MODELS = ("linear", "learnable")
+MODELS = ("linear", "learnable", "attention")
 #: graphs larger than this are gradient-probed on the subgraph induced by their first nodes
 PROBE_MAX_NODES = 10_000
 
@@ -122,19 +135,185 @@ class DiffusionField(nn.Module):
         return diffused @ self.weight if self.learnable else diffused
 
 
-class DiffusionClassifier(nn.Module):
-    """Input dropout -> linear encoder -> diffusion block (state at ``t_end``) -> decoder."""
+def _segment_softmax() -> Any:
+    """``torch_geometric.utils.softmax``, imported on first use (torch_geometric takes seconds
+    to import) and without its import-time ``torch.jit.script`` deprecation warnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script", category=FutureWarning)
+        from torch_geometric.utils import softmax
 
-    def __init__(self, n_features: int, hidden: int, n_classes: int, field: DiffusionField,
-                 t_end: float, dropout: float, engine: dict[str, Any]) -> None:
+    return softmax
+
+
+class EdgeWeightedMM(torch.autograd.Function):
+    """``A @ X`` for a sparse ``A`` given by its edges (``field``'s CSR structure) and their
+    ``values``, differentiable in ``values`` and ``X``.
+
+    ``A`` need not be symmetric: the cotangent of ``X`` is ``A^T G``, a CSR product on the
+    transposed structure that :meth:`AttentionField.set_adjacency` sorts once (``values``
+    permuted per call); the cotangent of the value on edge ``(i, j)`` is ``G_i . X_j``, the
+    product ``G X^T`` sampled on the edges (``torch.sparse.sampled_addmm``).
+    """
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, x: torch.Tensor, field: AttentionField) -> torch.Tensor:
+        ctx.field = field
+        ctx.save_for_backward(values, x)
+        return torch.sparse.mm(csr_matrix(field.crow, field.col, values, field.n_nodes), x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        values, x = ctx.saved_tensors
+        field = ctx.field
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[0]:
+            pattern = csr_matrix(field.crow, field.col, values, field.n_nodes)
+            grad_values = torch.sparse.sampled_addmm(pattern, grad, x.T, beta=0.0).values()
+        if ctx.needs_input_grad[1]:
+            transposed = csr_matrix(field.crow_t, field.col_t, values[field.perm_t],
+                                    field.n_nodes)
+            grad_x = torch.sparse.mm(transposed, grad)
+        return grad_values, grad_x, None
+
+
+class GraphAttention(nn.Module):
+    """Multi-head scaled dot-product attention on a graph's edges, row-normalised.
+
+    On edge ``(i, j)`` (``j`` a neighbour of ``i`` or ``i`` itself) head ``h`` scores
+    ``s_h(i, j) = (W_Q^h x_i + b_Q^h) . (W_K^h x_j + b_K^h) / sqrt(d_k)``, ``d_k = attention_dim
+    / heads``, and the weights are ``softmax_j s_h(i, j)`` over ``i``'s neighbourhood
+    (``torch_geometric.utils.softmax``): each head's matrix is row-stochastic, and so is their
+    mean, the diffusion's ``A_att``.
+
+    As GRAND's ``SpGraphTransAttentionLayer`` (twitter-research/graph-neural-pde,
+    ``function_transformer_attention.py``; FROND keeps it): ``attention_type: scaled_dot`` (the
+    code's ``sqrt(d_k)``; the GRAND paper's eq. writes ``d_k``), query and key ``Linear`` layers
+    with bias whose weights start at the constant ``1e-5`` (their ``init_weights``), so the first
+    attention is nearly uniform over each neighbourhood (``A_att ~ D^-1 (A + I)``, a random-walk
+    diffusion), and no dropout on the weights.  Their value and output layers (``V``, ``Wout``)
+    are left out: the ``laplacian`` function never uses them.  The normalisation is GRAND's
+    default softmax over each node's neighbours (``attention_norm_idx: 0``); FROND's Cora
+    parameters (``best_params.py``) normalise over columns with ``squareplus`` instead, which
+    makes ``A_att`` column-stochastic, not a weighted mean of each node's neighbours.
+    """
+
+    def __init__(self, hidden: int, heads: int, attention_dim: int) -> None:
+        super().__init__()
+        self.heads, self.d_k = heads, attention_dim // heads
+        self.query = nn.Linear(hidden, attention_dim)
+        self.key = nn.Linear(hidden, attention_dim)
+        for layer in (self.query, self.key):
+            nn.init.constant_(layer.weight, 1e-5)
+
+    def forward(self, x: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        """The weights on the edges ``(row[e], col[e])`` (``E x heads``), each head's summing
+        to 1 over every node's edges."""
+        n = x.shape[0]
+        query = self.query(x).view(n, self.heads, self.d_k)
+        key = self.key(x).view(n, self.heads, self.d_k)
+        scores = (query[row] * key[col]).sum(dim=-1) / math.sqrt(self.d_k)
+        return _segment_softmax()(scores, row, num_nodes=n)
+
+
+class AttentionField(nn.Module):
+    """``f(t, X) = sigmoid(rho) (A_att - I) X + beta X(0)``, ``A_att`` the mean over heads of
+    :class:`GraphAttention`'s weights, computed from the block's input by :meth:`attend`.
+
+    As FROND's ``att_frac`` block with the ``laplacian`` function (zknus/ICLR2024-FROND:
+    ``AttODEblock_FRAC.forward`` sets the attention from the block's input once per forward,
+    ``LaplacianODEFunc`` multiplies by its mean over heads and returns ``sigmoid(alpha_train)
+    (A X - X) + beta_train X(0)`` with ``add_source``, which FROND's Cora parameters set; both
+    scalars start at 0, and ``X(0)`` is kept detached, as their ``set_x0`` does).  The edges
+    are those of :func:`.graph_data.normalized_adjacency`'s CSR structure (undirected, one
+    self-loop per node: GRAND's ``add_remaining_self_loops`` with weight 1); its values are
+    not used.
+
+    Inside the solve the field is linear in ``X`` with the constant sparse matrix ``A_att``,
+    whose values depend on the attention's parameters: :meth:`solve_params` hands the engine
+    those values (with ``rho`` and ``beta``), so every gradient mode produces their cotangent and
+    autograd carries it on to ``W_Q`` and ``W_K``.  Call :meth:`attend` before each solve and
+    not again before its backward pass (the backward pass of the step-wise and continuous modes
+    evaluates the field again).
+    """
+
+    def __init__(self, adjacency: torch.Tensor, hidden: int, heads: int,
+                 attention_dim: int) -> None:
+        super().__init__()
+        self.set_adjacency(adjacency)
+        self.attention = GraphAttention(hidden, heads, attention_dim)
+        self.rate_logit = nn.Parameter(torch.zeros(()))  # FROND's alpha_train
+        self.source = nn.Parameter(torch.zeros(()))  # FROND's beta_train
+        self.values: torch.Tensor | None = None
+        self.x0: torch.Tensor | None = None
+
+    def set_adjacency(self, adjacency: torch.Tensor) -> None:
+        """Diffuse on the edges of the sparse CSR matrix ``adjacency`` (its structure only)
+        from now on; forgets the attention (call :meth:`attend` again)."""
+        n = adjacency.shape[0]
+        crow, col = adjacency.crow_indices(), adjacency.col_indices()
+        row = torch.repeat_interleave(torch.arange(n, device=crow.device), crow.diff())
+        perm_t = torch.argsort(col * n + row)  # the edges in the order of A^T's rows
+        counts_t = torch.bincount(col, minlength=n)
+        self.n_nodes = n
+        for name, value in {"crow": crow, "col": col, "row": row, "perm_t": perm_t,
+                            "col_t": row[perm_t],
+                            "crow_t": torch.cat([counts_t.new_zeros(1), counts_t.cumsum(0)])
+                            }.items():
+            self.register_buffer(name, value, persistent=False)
+        self.values = self.x0 = None
+
+    def attend(self, x0: torch.Tensor) -> None:
+        """Compute ``A_att``'s values from the block's input ``x0`` (and keep ``x0``)."""
+        self.values = self.attention(x0, self.row, self.col).mean(dim=1)
+        self.x0 = x0.detach()
+
+    @property
+    def attention_matrix(self) -> torch.Tensor:
+        """``A_att`` as a sparse CSR tensor (after :meth:`attend`)."""
+        return csr_matrix(self.crow, self.col, self._values(), self.n_nodes)
+
+    def solve_params(self) -> list[torch.Tensor]:
+        """What the solve differentiates: ``A_att``'s values, ``rho`` and ``beta``."""
+        return [self._values(), self.rate_logit, self.source]
+
+    def _values(self) -> torch.Tensor:
+        if self.values is None:
+            raise RuntimeError("AttentionField: call attend(x0) before solving")
+        return self.values
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        diffused = EdgeWeightedMM.apply(self._values(), x, self) - x
+        return torch.sigmoid(self.rate_logit) * diffused + self.source * self.x0
+
+
+class DiffusionClassifier(nn.Module):
+    """Input dropout -> linear encoder -> diffusion block (state at ``t_end``) -> ``head`` ->
+    decoder.
+
+    ``head`` acts on the block's output: ``Dropout(output_dropout)`` (nothing when 0), after a
+    ReLU for an :class:`AttentionField` (FROND's and GRAND's ``GNN.forward``: activation, then
+    their ``dropout``, then the decoder), whose attention it computes from the block's input
+    before each solve.
+    """
+
+    def __init__(self, n_features: int, hidden: int, n_classes: int,
+                 field: DiffusionField | AttentionField, t_end: float, dropout: float,
+                 engine: dict[str, Any], output_dropout: float = 0.0) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.encoder = nn.Linear(n_features, hidden)
         self.block = FDEBlock(field, torch.tensor([0.0, t_end]), **engine)
+        head = [nn.ReLU()] if isinstance(field, AttentionField) else []
+        head += [nn.Dropout(output_dropout)] if output_dropout > 0 else []
+        self.head = nn.Sequential(*head)
         self.decoder = nn.Linear(hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.block(self.encoder(self.dropout(x)))[-1])
+        x0 = self.encoder(self.dropout(x))
+        if isinstance(self.block.field, AttentionField):
+            self.block.field.attend(x0)
+        return self.decoder(self.head(self.block(x0)[-1]))
 
 
 class NodeClassification(Task):
@@ -142,9 +321,11 @@ class NodeClassification(Task):
 
     name = "node_classification"
     params: ClassVar[dict[str, Any]] = {
-        "dataset": "karate", "data_root": "", "download": False,
+        "dataset": "karate", "data_root": "", "download": False, "normalize_features": True,
         "model": "linear", "hidden": 64, "epochs": 200, "lr": 0.01, "weight_decay": 5e-4,
-        "dropout": 0.5, "patience": 50,
+        "dropout": 0.5, "output_dropout": 0.0, "patience": 50,
+        # attention only
+        "heads": 8, "attention_dim": 128,
         # sbm only
         "n_nodes": 10_000, "n_classes": 5, "n_features": 32, "homophily": 0.8,
         "avg_degree": 10.0,
@@ -159,8 +340,14 @@ class NodeClassification(Task):
         c = config
         if c["hidden"] < 1 or c["epochs"] < 1 or c["patience"] < 0:
             return "hidden and epochs must be >= 1, patience >= 0 (0: no early stopping)"
-        if not (0 <= c["dropout"] < 1 and c["lr"] > 0 and c["weight_decay"] >= 0):
-            return "dropout must be in [0, 1), lr > 0 and weight_decay >= 0"
+        if not (0 <= c["dropout"] < 1 and 0 <= c["output_dropout"] < 1 and c["lr"] > 0
+                and c["weight_decay"] >= 0):
+            return "dropout and output_dropout must be in [0, 1), lr > 0 and weight_decay >= 0"
+        if c["model"] == "attention" and not (
+            c["heads"] >= 1 and c["attention_dim"] >= 1 and c["attention_dim"] % c["heads"] == 0
+        ):
+            return (f"attention needs heads >= 1 dividing attention_dim, got heads="
+                    f"{c['heads']}, attention_dim={c['attention_dim']}")
         if c["dataset"] == "sbm" and not (
             2 <= c["n_classes"] <= c["n_nodes"] and c["n_features"] >= 1
             and 0 <= c["homophily"] <= 1 and c["avg_degree"] > 0
@@ -176,7 +363,8 @@ class NodeClassification(Task):
         graph = load_graph(
             c["dataset"], data_root=c["data_root"], download=c["download"], seed=c["seed"],
             sbm={k: c[k] for k in ("n_nodes", "n_classes", "n_features", "homophily",
-                                   "avg_degree")})
+                                   "avg_degree")},
+            normalize_features=c["normalize_features"])
         self.n_classes = graph.n_classes
         self.x, self.y = graph.x.to(self.device), graph.y.to(self.device)
         self.masks = {name: getattr(graph, f"{name}_mask").to(self.device)
@@ -184,14 +372,20 @@ class NodeClassification(Task):
         self._probe = self._probe_graph(graph)
         self.data_time_s = time.perf_counter() - started
         edges = graph.edge_index.shape[1]
+        raw = " (raw, not row-normalised)" if (c["dataset"] in PLANETOID
+                                               and not c["normalize_features"]) else ""
         self.data = (f"{GRAPH_DESCRIPTIONS[c['dataset']]}: {graph.n_nodes} nodes, {edges} "
-                     f"directed edges, {graph.x.shape[1]} features, {self.n_classes} classes")
+                     f"directed edges, {graph.x.shape[1]} features{raw}, {self.n_classes} "
+                     "classes")
         torch.manual_seed(c["seed"])
-        field = DiffusionField(normalized_adjacency(graph.edge_index, graph.n_nodes),
-                               c["hidden"], c["model"] == "learnable")
+        adjacency = normalized_adjacency(graph.edge_index, graph.n_nodes)
+        if c["model"] == "attention":
+            field = AttentionField(adjacency, c["hidden"], c["heads"], c["attention_dim"])
+        else:
+            field = DiffusionField(adjacency, c["hidden"], c["model"] == "learnable")
         self.model = DiffusionClassifier(
             graph.x.shape[1], c["hidden"], self.n_classes, field, c["t_end"], c["dropout"],
-            self.engine_kwargs()).to(self.device)
+            self.engine_kwargs(), c["output_dropout"]).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c["lr"],
                                           weight_decay=c["weight_decay"])
         self.iterations = c["epochs"]
