@@ -4,6 +4,7 @@ Lotka-Volterra system, the image and node tasks through the runner, refusals, th
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 
 import pandas as pd
@@ -35,6 +36,38 @@ def test_lotka_volterra_recovers_the_order_and_the_rates(gradient):
     assert abs(task.alpha_learned() - 0.75) / 0.75 < 0.02
     assert metrics["alpha_rel_err"] == pytest.approx(abs(task.alpha_learned() - 0.75) / 0.75)
     assert metrics["param_rel_err"] < 0.03
+
+
+def test_the_default_fit_stops_once_converged_and_recovers_order_and_rates():
+    # issue 20: with learn_alpha at the defaults (step 0.05, iters only a cap) the fit stops on
+    # its tolerance, with alpha within 2 % and the rates within 3 % (a fixed 60 iterations left
+    # the rates 3.7 % off); the runner records the iterations used
+    task = make(LV, alpha=0.9, alpha_true=0.75, learn_alpha=True, method="abm")
+    assert task.config["iters"] == 300 and task.config["step_size"] == 0.05
+    steps = task.fit()
+    assert 60 < len(steps) < 150 and task.after_iteration()
+    metrics = task.evaluate()
+    assert metrics["alpha_rel_err"] < 0.02 and metrics["param_rel_err"] < 0.03
+    grads = torch.cat([p.grad.reshape(-1) for p in task.model.parameters()])
+    losses = [s.loss for s in steps[-6:]]
+    converged = grads.norm() <= 1e-9 or max(
+        abs(b - a) / a for a, b in itertools.pairwise(losses)) <= 1e-10
+    assert converged
+
+
+def test_a_fit_that_has_not_converged_goes_on_to_its_cap():
+    task = make(LV, alpha=0.8, method="abm", iters=8)
+    assert len(task.fit()) == 8  # far from converged after 8 BFGS steps
+    assert not task.after_iteration()
+
+
+def test_the_runner_records_the_iterations_a_converged_fit_used():
+    config = LV.resolve({"alpha": 0.8, "method": "abm"})
+    spec = {"suite": "s", "run_id": "r", "task": "lotka_volterra", "config": config,
+            "config_hash": "h", "device": "cpu", "measure": MEASURE}
+    record = execute(spec)
+    assert record["status"] == "ok" and record["stopped_early"] is True
+    assert record["iterations"] == len(record["train_curve"]) < 300
 
 
 def test_a_fixed_order_is_not_trained_and_not_reported():
