@@ -95,7 +95,7 @@ FAIL_ON_HELP = (
 
 
 RUN_EPILOG = """\
-suite keys worth knowing (docs: README, the bundled suites' comments):
+suite keys worth knowing (docs: docs/suites.md, the bundled suites' comments):
   measure: {cost_only: true}   measure memory, time and the gradient against direct's at
                                full size, without training on or evaluating (a task entry
                                or the grid may set cost_only per run); the Claims section

@@ -72,7 +72,7 @@ HISTORIES = ("auto", "fast", "stepwise")
 
 @dataclass(frozen=True)
 class Tuning:
-    """Sizes of the fast algorithm (chosen by measurement on one CPU thread; see the README)."""
+    """Sizes of the fast algorithm (chosen by measurement on one CPU thread: docs/history.md)."""
 
     #: targets whose last ``< leaf`` sources are summed step by step (a power of two)
     leaf: int = 8
