@@ -225,6 +225,17 @@ def test_revolve_stays_below_the_trajectory_floor(one_thread):
     assert peak.peak_bytes < 0.5 * floor
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_a_field_of_t_alone(method):
+    """``f(t, y) = cos(t)``: no cotangent reaches ``y`` through the field."""
+    y0 = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    ys = fdeint(lambda t, y: torch.cos(t) * torch.ones_like(y), y0, t, alpha=0.5,
+                method=method, history="soe", gradient="revolve")
+    (grad,) = torch.autograd.grad(ys[-1].sum(), [y0])
+    assert torch.allclose(grad, torch.ones_like(grad))
+
+
 def test_alpha_one_runs_the_classical_scheme():
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
     y0 = torch.ones(3, dtype=torch.float64)

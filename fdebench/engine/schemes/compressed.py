@@ -128,13 +128,13 @@ class Compressed(Scheme):
         modes_bar = self.y0.new_zeros(self.k_modes, self.y0.numel())
         self.y0_bar = torch.zeros_like(self.y0)
         self._start_backward()
+        zero = torch.zeros_like(self.y0)
         y_bar = self.loss_cotangent(self.n)
-        if y_bar is None:
-            y_bar = torch.zeros_like(self.y0)
         for n in range(self.n - 1, -1, -1):
             state = _replayed(states, n) if states is not None else None
+            y_bar = zero if y_bar is None else y_bar  # None: no output depends on y_{n+1}
             y_bar = add(self.loss_cotangent(n), self._reverse(n, state, y_bar, modes_bar))
-        return self.y0_bar + y_bar
+        return self.y0_bar if y_bar is None else self.y0_bar + y_bar
 
     # ---- per scheme -------------------------------------------------------------------------
     k_modes = 0
