@@ -65,8 +65,13 @@ def fdeint(
             Volterra adjoint by product integration), ``"backsolve"`` (Chen et al. 2018,
             ``alpha == 1`` only) and ``"paper"`` (arXiv:2503.16666, to reproduce that method).
         params: tensors to differentiate besides ``y0``; default ``func.parameters()`` when
-            ``func`` is a Module.  Tensors that ``func`` uses but that are not listed get no
-            gradient.
+            ``func`` is a Module, else none.  Leaves or non-leaf tensors (e.g. attention weights
+            computed outside the solve: their cotangents then flow on to what they were
+            computed from).  If ``func`` uses a tensor that requires grad and is not listed (a
+            closure over a Module or a bare tensor), ``fdeint`` raises ``ValueError`` naming
+            its shape, in every gradient mode: the field's first evaluation runs with autograd
+            on and its graph is walked (:mod:`fdebench.engine.closure`).  ``params=()`` means
+            "none, on purpose" and skips that check.
         history: how the fractional schemes sum their history (the same discrete sums, equal to
             rounding): ``"stepwise"`` (one matrix-vector product over the whole history per
             step, ``O(N^2 |y|)``), ``"fast"`` (blocked matrix-matrix and FFT products,
@@ -98,7 +103,14 @@ def fdeint(
     scheme_cls, mode_cls = _check_inputs(func, y0, alpha, method, gradient, history, learnable)
     _check_options(gradient, history, soe_tol, revolve_checkpoints)
     grid = make_grid(t, step_size)
-    params = _params(func, params)
+    given = None if params is None else list(params)
+    params = _params(func, given)
+    # the tensors the solve differentiates; the field's first evaluation checks that it uses no
+    # other tensor that requires grad (params=() says "none, on purpose": no check)
+    listed = None
+    if torch.is_grad_enabled() and given != []:
+        listed = [y0, *(given if given is not None else params),
+                  *([alpha] if isinstance(alpha, torch.Tensor) else [])]
     needs_grad = torch.is_grad_enabled() and (
         y0.requires_grad or any(p.requires_grad for p in params)
     )
@@ -109,10 +121,11 @@ def fdeint(
     order = float(alpha.detach() if isinstance(alpha, torch.Tensor) else alpha)
     extra = {"tol": soe_tol} if issubclass(scheme_cls, Compressed) else {}
     if learnable:
-        scheme = scheme_cls(Field(func, y0), y0, grid, order, mode, algorithm, learn_order=True)
+        scheme = scheme_cls(Field(func, y0, listed), y0, grid, order, mode, algorithm,
+                            learn_order=True)
         ys = _Solve.apply(scheme, alpha, y0, *params)
     else:
-        scheme = scheme_cls(Field(func, y0), y0, grid, order, mode, algorithm, **extra)
+        scheme = scheme_cls(Field(func, y0, listed), y0, grid, order, mode, algorithm, **extra)
         ys = _Solve.apply(scheme, None, y0, *params)
     return ys.view(len(grid.out_index), *y0.shape)
 
@@ -231,7 +244,7 @@ def _check_learnable(method: str, gradient: str, history: str) -> None:
         )
 
 
-def _params(func, params) -> list[torch.Tensor]:
+def _params(func, params: list | None) -> list[torch.Tensor]:
     if params is None:
         params = func.parameters() if isinstance(func, nn.Module) else ()
     return [p for p in params if isinstance(p, torch.Tensor) and p.requires_grad]
