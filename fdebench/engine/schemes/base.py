@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .. import closure
 from .. import history as _history
 from ..grid import Grid
 
@@ -17,13 +18,22 @@ __all__ = ["Field", "Scheme"]
 
 
 class Field:
-    """``func(t, y)`` on flat states, checking that it returns ``y``'s shape and dtype."""
+    """``func(t, y)`` on flat states, checking that it returns ``y``'s shape and dtype.
 
-    def __init__(self, func: Callable, y0: torch.Tensor) -> None:
+    ``listed``: the tensors the solve differentiates (``y0``, a learnable alpha, ``params``);
+    when given, the first evaluation runs with autograd on and raises if ``func`` uses a tensor
+    that requires grad and is not among them (:mod:`fdebench.engine.closure`): a gradient that
+    cannot reach a tensor is an error, not a silent ``None``.
+    """
+
+    def __init__(self, func: Callable, y0: torch.Tensor,
+                 listed: Sequence[torch.Tensor] | None = None) -> None:
         self.func, self.shape, self.dtype = func, y0.shape, y0.dtype
+        self._listed = listed
 
     def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = self.func(t, y.view(self.shape))
+        checking = self._listed is not None
+        out = self._first(t, y) if checking else self.func(t, y.view(self.shape))
         if not isinstance(out, torch.Tensor) or out.shape != self.shape or out.dtype != self.dtype:
             got = (
                 f"shape {tuple(out.shape)} and dtype {out.dtype}"
@@ -34,6 +44,17 @@ class Field:
                 f"{self.dtype}, got {got}"
             )
         return out.reshape(-1)
+
+    def _first(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The first evaluation, with autograd on: check what its graph reaches (in a mode
+        that keeps no graph, the result is detached again)."""
+        listed, self._listed = self._listed, None
+        grad_was_on = torch.is_grad_enabled()
+        with torch.enable_grad():
+            out = self.func(t, y.view(self.shape))
+        if isinstance(out, torch.Tensor) and (found := closure.unreached(out, (y,), listed)):
+            raise ValueError(closure.message(found))
+        return out if grad_was_on or not isinstance(out, torch.Tensor) else out.detach()
 
 
 class Scheme:
