@@ -134,10 +134,26 @@ def _task_section(task: str, runs: pd.DataFrame, folder: Path) -> list[str]:
     return lines + _other_figures(task, runs, keys, summary, folder)
 
 
+def provenance(runs: pd.DataFrame) -> str:
+    """When, at which commits and on which machines the runs ran, from their records."""
+    def distinct(column: str) -> str:
+        values = runs[column].dropna().map(format_value) if column in runs.columns else []
+        return ", ".join(sorted(set(values) - {""})) or "unknown"
+
+    started = pd.to_datetime(runs.get("started_at", pd.Series(dtype=object)), errors="coerce",
+                             utc=True).dropna()
+    dates = "unknown dates" if started.empty else (
+        f"{started.min():%Y-%m-%d}" if started.min().date() == started.max().date()
+        else f"{started.min():%Y-%m-%d} to {started.max():%Y-%m-%d}")
+    return (f"Measured {dates} at commit {distinct('env.git_commit')} on "
+            f"{distinct('env.device_name')} ({distinct('env.hostname')}); rendered by "
+            f"`fdebench report` from the suite's records.")
+
+
 def _header(suite: str, runs: pd.DataFrame) -> list[str]:
-    """Title, run counts and environment."""
-    lines = [f"# fdebench report: suite `{suite}`", "", status_counts(runs) + ".", "",
-             HOW_TO_READ, ""]
+    """Title, provenance, run counts and environment."""
+    lines = [f"# fdebench report: suite `{suite}`", "", provenance(runs), "",
+             status_counts(runs) + ".", "", HOW_TO_READ, ""]
     environment = environment_table(runs)
     if not environment.empty:
         lines += ["## Environment", "", markdown_table(environment), ""]
