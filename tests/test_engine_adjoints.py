@@ -463,7 +463,7 @@ def test_exactness_flags_and_checks():
     """`exact` tells the self-test which modes must equal direct; `check` which combinations
     run (None: usable)."""
     assert {name for name, mode in GRADIENTS.items() if mode.exact} == {
-        "direct", "adjoint", "checkpoint"}
+        "direct", "adjoint", "checkpoint", "revolve"}
     assert set(APPROXIMATE) <= set(GRADIENTS)
     for name, mode in GRADIENTS.items():
         assert mode.check("euler", 1.0) is None

@@ -9,21 +9,25 @@ weights, run backward in time).  The gradient mode decides what the local part k
   one step's graph per step; the baseline the adjoint is judged against).
 * ``checkpoint``: the same graphs through ``torch.utils.checkpoint``: only each step's inputs are
   kept and the step is recomputed during the backward pass.
+* ``revolve``: for the compressed schemes (``history="soe"``) only: ``c`` checkpoints of the
+  state ``(y_n, G^n)``, from which the backward pass recomputes each step's state on Griewank's
+  binomial schedule; the exact adjoint of the compressed scheme in a fraction of ``N |y|``.
 * ``adjoint``: nothing.  The backward pass solves the discrete adjoint system backward in time; the
   scheme rebuilds each step's inputs from its stored history buffer and the step is recomputed,
   one step's graph at a time.  Because it is the exact adjoint of the forward discretisation, its
   gradients equal ``direct`` to rounding error.
 
-Every mode accumulates the parameter cotangents in ``param_grads``.  These three are exact for
-the discretisation (``exact = True``), and differentiate a learnable order too (the scheme adds
-its terms; :meth:`GradientMode.check_order`).  The approximate adjoints of the continuous problem
-(``continuous``, ``backsolve``, ``paper``; :mod:`fdebench.engine.adjoints`) run a backward pass of
-their own instead; ``GRADIENTS`` lists them all.
+Every mode accumulates the parameter cotangents in ``param_grads``.  These four are exact for
+the discretisation (``exact = True``); all but ``revolve`` differentiate a learnable order too
+(the scheme adds its terms; :meth:`GradientMode.check_order`).  The approximate adjoints of the
+continuous problem (``continuous``, ``backsolve``, ``paper``; :mod:`fdebench.engine.adjoints`)
+run a backward pass of their own instead; ``GRADIENTS`` lists them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch.autograd.graph import get_gradient_edge
@@ -31,14 +35,104 @@ from torch.utils.checkpoint import checkpoint
 
 from .adjoints import BacksolveAdjoint, ContinuousAdjoint, PaperAdjoint
 from .mode import GradientMode, LocalFn
+from .revolve import Schedule, checkpoints_for
 
-__all__ = ["GRADIENTS", "AdjointMode", "CheckpointMode", "DirectMode", "GradientMode"]
+if TYPE_CHECKING:
+    from .schemes.base import Scheme
+
+__all__ = ["GRADIENTS", "AdjointMode", "CheckpointMode", "DirectMode", "GradientMode",
+           "RevolveMode"]
 
 
 class AdjointMode(GradientMode):
     """Discrete adjoint: keep nothing forward, recompute one step at a time backward."""
 
     name = "adjoint"
+
+    @classmethod
+    def check_history(cls, history: str) -> str | None:
+        if history == "soe":
+            return ("rebuilds each step from a (N + 1) |y| history buffer, which the "
+                    "compressed history has not; its exact adjoint with checkpoints is 'revolve'")
+        return None
+
+
+class RevolveMode(GradientMode):
+    """The exact discrete adjoint of a compressed scheme (``history="soe"``) with binomial
+    checkpoints of its states ``(y_n, G^n)`` (Griewank & Walther 2000, ACM TOMS 26:19-45;
+    :mod:`fdebench.engine.revolve`).
+
+    An uncompressed fractional scheme cannot be restarted from a checkpoint (step ``n`` needs
+    every earlier value), so checkpointing it saves nothing; the compressed one restarts from
+    ``(K + 1) |y|``.  Running its recurrences backward instead would be unstable (``1 / d_l``
+    reaches ``e^49``).  The forward solve stores ``c`` states (:attr:`checkpoints`; ``None``: the
+    fewest that advance each step at most :attr:`max_reps` times, the forward solve included,
+    so a forward plus backward pass evaluates each step at most ``max_reps + 1 = 5`` times); the
+    backward pass replays the schedule, recomputing states without a graph, and takes one step's
+    VJP at a time.  Memory: ``c (K + 1) |y|`` of checkpoints, the ``K |y|`` adjoint modes, one
+    state and one step's graph.  Recomputation replays the field, so it must be deterministic
+    (no dropout).  At ``alpha = 1`` (no history; any ``history``) it checkpoints the classical
+    one-step schemes' states ``y_n`` the same way.
+    """
+
+    name = "revolve"
+    replays = True
+    #: the most advances of a step when ``checkpoints`` is ``None``
+    max_reps = 4
+
+    def __init__(self, params: Sequence[torch.Tensor], checkpoints: int | None = None) -> None:
+        super().__init__(params)
+        self.checkpoints = checkpoints
+        self.schedule: Schedule | None = None
+
+    @classmethod
+    def check_order(cls) -> str | None:
+        return ("gives no derivative with respect to alpha: the sum of exponentials of its "
+                "history is fitted per order, not smooth in alpha")
+
+    @classmethod
+    def check_history(cls, history: str) -> str | None:
+        if history != "soe":
+            return ("needs history 'soe': restarting the uncompressed scheme at step n needs "
+                    "every earlier value, so checkpoints would save nothing")
+        return None
+
+    def start(self, scheme: Scheme) -> None:
+        n = scheme.n
+        count = checkpoints_for(n, self.max_reps) if self.checkpoints is None else self.checkpoints
+        self.schedule = Schedule(n, count)
+        self._stored = set(self.schedule.forward)
+        self._slots: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._last: tuple[torch.Tensor, ...] | None = None
+
+    def snapshot(self, n: int, state: tuple[torch.Tensor, ...]) -> None:
+        if n in self._stored:
+            self._slots[n] = state
+        if n == self.schedule.n_steps - 1:
+            self._last = state
+
+    def replay(self, scheme: Scheme) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
+        slots = self._slots
+        current = (self.schedule.n_steps - 1, self._last)
+        self._last = None
+        for action in self.schedule.backward():
+            kind, n = action[0], action[1]
+            if kind == "restore":
+                current = (n, slots[n] if n else scheme.initial_state())
+            elif kind == "advance":
+                state = current[1]
+                for j in range(n, action[2]):
+                    state = scheme.advance(j, state)
+                current = (action[2], state)
+            elif kind == "store":
+                slots[n] = current[1]
+            elif kind == "free":
+                del slots[n]
+            else:  # reverse: hand the state over and keep no reference to it
+                state, current = current[1], None
+                yield n, state
+                del state
+        self._slots = {}
 
 
 class DirectMode(GradientMode):
@@ -116,6 +210,7 @@ GRADIENTS: dict[str, type[GradientMode]] = {
     "direct": DirectMode,
     "adjoint": AdjointMode,
     "checkpoint": CheckpointMode,
+    "revolve": RevolveMode,
     "continuous": ContinuousAdjoint,
     "backsolve": BacksolveAdjoint,
     "paper": PaperAdjoint,

@@ -51,6 +51,11 @@ Two algorithms compute the same sums (``fdeint(..., history=...)``):
     partial sums live there: one block covers all targets, with no far field and no partial-sum
     workspace.
 
+A third choice, ``soe``, changes the arithmetic: the kernel becomes a sum of exponentials and
+the history ``K`` one-step modes, ``(K + 1) |y|`` of state and no buffer
+(:mod:`fdebench.engine.schemes.compressed`).  It is an approximation of the scheme (relative
+``soe_tol`` on every history weight), so ``auto`` never picks it.
+
 The kernel's lag-0 entry is never used.  ``K``-row results have shape ``(K, |y|)``, one-kernel
 results ``(|y|,)``, always fresh tensors the caller may modify.
 """
@@ -66,8 +71,9 @@ from . import toeplitz
 
 __all__ = ["HISTORIES", "Fast", "History", "Stepwise", "Tuning", "choose", "future", "past"]
 
-#: valid values of ``fdeint(..., history=...)``
-HISTORIES = ("auto", "fast", "stepwise")
+#: valid values of ``fdeint(..., history=...)``; ``soe`` is not an algorithm of this module but
+#: an approximation of the scheme (its compressed form, :mod:`fdebench.engine.schemes.compressed`)
+HISTORIES = ("auto", "fast", "soe", "stepwise")
 
 
 @dataclass(frozen=True)

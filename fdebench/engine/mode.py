@@ -14,7 +14,7 @@ A gradient mode is chosen by name (``fdeint(..., gradient=...)``, see ``GRADIENT
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -38,6 +38,8 @@ class GradientMode:
     exact = True
     #: the mode runs its own backward pass (:meth:`backward`) instead of the scheme's
     owns_backward = False
+    #: the mode rebuilds states from its own checkpoints (:meth:`snapshot`, :meth:`replay`)
+    replays = False
 
     def __init__(self, params: Sequence[torch.Tensor]) -> None:
         self.params = list(params)
@@ -54,6 +56,12 @@ class GradientMode:
         can (the step-wise modes: the scheme's backward pass adds the order's terms)."""
         return None
 
+    @classmethod
+    def check_history(cls, history: str) -> str | None:
+        """Why this mode cannot differentiate a scheme with ``history``; ``None`` if it can
+        (``direct`` and ``checkpoint`` differentiate every history, ``soe`` included)."""
+        return None
+
     # ---- forward pass ----------------------------------------------------------------------
     def start(self, scheme: Scheme) -> None:
         """Called before every forward solve of ``scheme``."""
@@ -66,11 +74,21 @@ class GradientMode:
         with torch.no_grad():
             return fn(key, *inputs)
 
+    def snapshot(self, n: int, state: tuple[torch.Tensor, ...]) -> None:
+        """Called by a scheme with a step interface (compressed and one-step schemes) with its
+        state before every step ``n`` of the forward solve (never modified later)."""
+
     # ---- backward pass ---------------------------------------------------------------------
     def backward(self, scheme: Scheme) -> torch.Tensor:
         """The cotangent of ``y0`` (flat) from ``scheme.output_cotangents`` (modes that
         :attr:`owns_backward`); the parameter cotangents go to :attr:`param_grads`."""
         raise NotImplementedError(f"gradient mode {self.name!r} does not own the backward pass")
+
+    def replay(self, scheme: Scheme) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
+        """``(n, state_n)`` for ``n = N - 1 .. 0``: the states of a scheme with a step
+        interface (compressed and one-step schemes: ``initial_state``, ``advance``) for its
+        backward pass (modes that :attr:`replays`)."""
+        raise NotImplementedError(f"gradient mode {self.name!r} does not replay states")
 
     def vjp(
         self,

@@ -11,7 +11,8 @@ from torch import nn
 from .gradients import GRADIENTS, AdjointMode, GradientMode
 from .grid import make_grid
 from .history import HISTORIES, choose
-from .schemes import METHODS, Field, Scheme, scheme_for
+from .schemes import COMPRESSED, METHODS, Compressed, Field, Scheme, scheme_for
+from .soe import TOLERANCES
 
 __all__ = ["fdeint"]
 
@@ -27,6 +28,8 @@ def fdeint(
     gradient: str = "direct",
     params: Iterable[torch.Tensor] | None = None,
     history: str = "auto",
+    soe_tol: float = 1e-8,
+    revolve_checkpoints: int | None = None,
 ) -> torch.Tensor:
     """Solve the Caputo fractional ODE ``D^alpha y = func(t, y)``, ``y(t[0]) = y0``.
 
@@ -54,7 +57,10 @@ def fdeint(
             exactly in every gradient mode.
         gradient: exact for the discretisation: ``"direct"`` (autograd through every step),
             ``"adjoint"`` (exact discrete adjoint, memory of the stored trajectory only) or
-            ``"checkpoint"`` (``torch.utils.checkpoint`` per step).  Approximate adjoints of the
+            ``"checkpoint"`` (``torch.utils.checkpoint`` per step), and for ``history="soe"``
+            ``"revolve"`` (the compressed scheme's exact adjoint from binomial checkpoints of
+            its ``(K + 1) |y|`` state: below the ``(N + 1) |y|`` trajectory floor of every other
+            adjoint; see ``revolve_checkpoints``).  Approximate adjoints of the
             continuous problem (:mod:`fdebench.engine.adjoints`): ``"continuous"`` (its
             Volterra adjoint by product integration), ``"backsolve"`` (Chen et al. 2018,
             ``alpha == 1`` only) and ``"paper"`` (arXiv:2503.16666, to reproduce that method).
@@ -66,7 +72,21 @@ def fdeint(
             step, ``O(N^2 |y|)``), ``"fast"`` (blocked matrix-matrix and FFT products,
             ``O(N log^2 N |y|)`` with at most 8% of one history buffer as workspace; see
             :mod:`fdebench.engine.history`) or ``"auto"`` (``fast`` from 64 steps on when the
-            ``(N + 1) x |y|`` history buffer has at least 2 MiB, else ``stepwise``).
+            ``(N + 1) x |y|`` history buffer has at least 2 MiB, else ``stepwise``), or
+            ``"soe"``: an *approximation* of the scheme (``euler``, ``abm``, ``l1``; never
+            chosen by ``auto``) whose history kernel is a sum of ``K`` exponentials with
+            relative error ``soe_tol`` on ``[h, T]`` (the newest weight exact), so the history is
+            ``K`` one-step modes and the state ``(K + 1) |y|`` (``K`` ~ 30 at ``soe_tol = 1e-8``,
+            ``N = 10^4``); the solution moves by ``O(soe_tol)`` (see
+            :mod:`fdebench.engine.schemes.compressed`).  Gradients: ``direct``, ``checkpoint``
+            and ``revolve``.  At ``alpha == 1`` there is no history and the classical scheme
+            runs.
+        soe_tol: the relative error of the sum of exponentials, in ``[1e-13, 1e-2]`` (used with
+            ``history="soe"`` only).
+        revolve_checkpoints: ``gradient="revolve"``: how many states ``(y_n, G^n)`` to keep;
+            ``None``: the fewest that recompute each step at most 4 times (at most 5 field
+            evaluations per step for a forward plus backward pass).  Fewer trade recomputation
+            for memory.
 
     Returns:
         ``ys`` of shape ``(len(t), *y0.shape)`` with ``ys[0] == y0``, differentiable with respect
@@ -76,19 +96,23 @@ def fdeint(
     learnable = (torch.is_grad_enabled() and isinstance(alpha, torch.Tensor)
                  and alpha.requires_grad)
     scheme_cls, mode_cls = _check_inputs(func, y0, alpha, method, gradient, history, learnable)
+    _check_options(gradient, history, soe_tol, revolve_checkpoints)
     grid = make_grid(t, step_size)
     params = _params(func, params)
     needs_grad = torch.is_grad_enabled() and (
         y0.requires_grad or any(p.requires_grad for p in params)
     )
-    mode = mode_cls(params) if needs_grad or learnable else AdjointMode(params)  # keep nothing
+    options = {} if revolve_checkpoints is None else {"checkpoints": revolve_checkpoints}
+    # without gradients keep nothing
+    mode = mode_cls(params, **options) if needs_grad or learnable else AdjointMode(params)
     algorithm = choose(history, grid.n_steps, y0.numel() * y0.element_size())
     order = float(alpha.detach() if isinstance(alpha, torch.Tensor) else alpha)
+    extra = {"tol": soe_tol} if issubclass(scheme_cls, Compressed) else {}
     if learnable:
         scheme = scheme_cls(Field(func, y0), y0, grid, order, mode, algorithm, learn_order=True)
         ys = _Solve.apply(scheme, alpha, y0, *params)
     else:
-        scheme = scheme_cls(Field(func, y0), y0, grid, order, mode, algorithm)
+        scheme = scheme_cls(Field(func, y0), y0, grid, order, mode, algorithm, **extra)
         ys = _Solve.apply(scheme, None, y0, *params)
     return ys.view(len(grid.out_index), *y0.shape)
 
@@ -138,13 +162,61 @@ def _check_inputs(
             f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
             f"of: {', '.join(usable)}"
         )
+    _check_history(method, float(alpha), gradient, history)
     if learnable:
-        _check_learnable(method, gradient)
-    return scheme_for(method, float(alpha), learnable), GRADIENTS[gradient]
+        _check_learnable(method, gradient, history)
+    return scheme_for(method, float(alpha), learnable, history), GRADIENTS[gradient]
 
 
-def _check_learnable(method: str, gradient: str) -> None:
-    """A learnable alpha needs a fractional scheme and a mode that differentiates the order."""
+def _check_history(method: str, alpha: float, gradient: str, history: str) -> None:
+    """``soe`` compresses the product-integration and L1 kernels; a mode may refuse a history.
+    At ``alpha == 1`` every history runs the classical scheme (there is no history)."""
+    if alpha == 1:
+        return
+    if history == "soe" and method not in COMPRESSED:
+        raise ValueError(
+            f"history 'soe' has no compressed form of method {method!r} (its weights are not "
+            f"the integrals of a kernel); use one of: {', '.join(sorted(COMPRESSED))}"
+        )
+    reason = GRADIENTS[gradient].check_history(history)
+    if reason is not None:
+        usable = sorted(name for name, mode in GRADIENTS.items()
+                        if mode.check_history(history) is None
+                        and mode.check(method, alpha) is None)
+        raise ValueError(
+            f"gradient {gradient!r} {reason}; with history {history!r} use one of: "
+            f"{', '.join(usable)}"
+        )
+
+
+def _check_options(gradient: str, history: str, soe_tol: float,
+                   revolve_checkpoints: int | None) -> None:
+    low, high = TOLERANCES
+    if (isinstance(soe_tol, bool) or not isinstance(soe_tol, numbers.Real)
+            or not low <= soe_tol <= high):
+        raise ValueError(f"soe_tol must be a number in [{low:g}, {high:g}], got {soe_tol!r}")
+    if revolve_checkpoints is None:
+        return
+    if gradient != "revolve":
+        raise ValueError(
+            f"revolve_checkpoints applies to gradient 'revolve' only, got gradient {gradient!r}"
+        )
+    if (isinstance(revolve_checkpoints, bool) or not isinstance(revolve_checkpoints, int)
+            or revolve_checkpoints < 0):
+        raise ValueError(
+            f"revolve_checkpoints must be None or an integer >= 0, got {revolve_checkpoints!r}"
+        )
+
+
+def _check_learnable(method: str, gradient: str, history: str) -> None:
+    """A learnable alpha needs a fractional scheme, a mode that differentiates the order and
+    an uncompressed history."""
+    if history == "soe":
+        raise ValueError(
+            "history 'soe' is not differentiable in alpha (its sum of exponentials is fitted per "
+            "order); for a learnable alpha use history auto, fast or stepwise, or pass alpha as "
+            "a float"
+        )
     if METHODS[method][0] is None:
         usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
         raise ValueError(

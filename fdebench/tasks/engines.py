@@ -81,6 +81,16 @@ class Engine:
         raise NotImplementedError
 
 
+def _reason(mode, method: str, alpha: float) -> str | None:
+    """Why ``mode`` cannot differentiate ``method`` at ``alpha`` with the history ``fdeint``
+    runs here (``auto``; below alpha = 1 ``revolve`` needs ``soe``, which suites cannot ask
+    for yet)."""
+    reason = mode.check(method, alpha)
+    if reason is None and alpha != 1:
+        reason = mode.check_history("auto")
+    return reason
+
+
 class FdebenchEngine(Engine):
     """:func:`fdebench.engine.fdeint`; ``rtol`` and ``atol`` do not apply (fixed grids)."""
 
@@ -103,10 +113,11 @@ class FdebenchEngine(Engine):
             return Incompatible(("method", "alpha"), (
                 f"method {method!r} solves classical ODEs only (alpha == 1), got alpha={alpha}; "
                 f"for alpha < 1 use one of: {', '.join(usable)}"))
-        reason = GRADIENTS[gradient].check(method, float(alpha))
+        reason = _reason(GRADIENTS[gradient], method, float(alpha))
         if reason is None:
             return None
-        usable = sorted(g for g, mode in GRADIENTS.items() if mode.check(method, alpha) is None)
+        usable = sorted(g for g, mode in GRADIENTS.items()
+                        if _reason(mode, method, float(alpha)) is None)
         return Incompatible(("gradient", "method", "alpha"), (
             f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
             f"of: {', '.join(usable)}"))

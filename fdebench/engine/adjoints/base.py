@@ -27,6 +27,13 @@ class OwnBackwardMode(GradientMode):
         return ("gives no derivative with respect to alpha (an approximate adjoint of the "
                 "continuous problem)")
 
+    @classmethod
+    def check_history(cls, history: str) -> str | None:
+        if history == "soe":
+            return ("approximates the continuous adjoint from the stored trajectory, "
+                    "(N + 1) |y|, which the compressed history exists to avoid")
+        return None
+
 
 class TrajectoryMode(OwnBackwardMode):
     """Keeps the whole forward trajectory ``y_0 .. y_N``: one ``(N + 1) x |y|`` buffer."""

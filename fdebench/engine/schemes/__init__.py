@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .base import Field, Scheme
+from .compressed import COMPRESSED, Compressed
 from .difference import L1, GrunwaldLetnikov
 from .onestep import Euler, Heun, RungeKutta4
 from .product import FractionalABM, FractionalEuler
 
-__all__ = ["METHODS", "Field", "Scheme", "scheme_for"]
+__all__ = ["COMPRESSED", "METHODS", "Compressed", "Field", "Scheme", "scheme_for"]
 
 #: method name -> (scheme for 0 < alpha < 1, scheme for alpha == 1); ``None``: not available
 METHODS: dict[str, tuple[type[Scheme] | None, type[Scheme]]] = {
@@ -19,8 +20,13 @@ METHODS: dict[str, tuple[type[Scheme] | None, type[Scheme]]] = {
 }
 
 
-def scheme_for(method: str, alpha: float, learnable: bool = False) -> type[Scheme]:
+def scheme_for(method: str, alpha: float, learnable: bool = False,
+               history: str = "auto") -> type[Scheme]:
     """The scheme class of ``method`` at order ``alpha`` (validated by the caller).  A learnable
-    order keeps the fractional scheme at ``alpha == 1``: the classical one has no alpha."""
+    order keeps the fractional scheme at ``alpha == 1``: the classical one has no alpha.  With
+    ``history="soe"`` a fractional order takes the compressed scheme (:data:`COMPRESSED`); the
+    classical schemes have no history to compress."""
     fractional, classical = METHODS[method]
-    return classical if alpha == 1 and not learnable else fractional
+    if alpha == 1 and not learnable:
+        return classical
+    return COMPRESSED[method] if history == "soe" else fractional

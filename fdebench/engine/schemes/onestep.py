@@ -3,7 +3,8 @@
 At ``alpha = 1`` the Caputo derivative is ``dy/dt`` and the schemes lose their memory:
 ``euler``, ``l1`` and ``gl`` become forward Euler, ``abm`` the Adams-Bashforth-Moulton pair of
 orders 1 and 2 in PECE mode (Heun's method), and ``rk4`` is the classical Runge-Kutta method.
-The adjoint keeps the trajectory ``y_0 .. y_N`` (``(N + 1) x |y|``) and nothing else.
+The adjoint keeps the trajectory ``y_0 .. y_N`` (``(N + 1) x |y|``) and nothing else;
+``revolve`` keeps binomial checkpoints of it.
 """
 
 from __future__ import annotations
@@ -16,26 +17,52 @@ __all__ = ["Euler", "Heun", "RungeKutta4"]
 
 
 class _OneStep(Scheme):
+    """A one-step method; its state is ``(y_n,)``, so a mode that :attr:`replays` states
+    (``revolve``: binomial checkpoints) restarts it from any of them (:meth:`advance`)."""
+
     def step(self, j: int, y: torch.Tensor) -> tuple[torch.Tensor]:
         raise NotImplementedError
 
+    def initial_state(self) -> tuple[torch.Tensor]:
+        return (self.y0,)
+
+    def advance(self, j: int, state: tuple[torch.Tensor]) -> tuple[torch.Tensor]:
+        """Step ``j`` from ``state`` without a graph (recomputation for ``revolve``)."""
+        with torch.no_grad():
+            return self.step(j, state[0])
+
     def forward(self) -> None:
-        self.buf = self.buffer() if self.mode.needs_inputs else None
+        keep = self.mode.needs_inputs and not self.mode.replays
+        self.buf = self.buffer() if keep else None
         y = self.y0
         for j in range(self.n):
             self.emit(j, y)
+            self.mode.snapshot(j, (y,))
             if self.buf is not None:
                 self.buf[j] = y
             (y,) = self.mode.record(j, self.step, y)
         self.emit(self.n, y)
 
     def backward(self) -> torch.Tensor:
+        states = self.mode.replay(self) if self.mode.replays else None
         y_bar = self.loss_cotangent(self.n)
         for j in range(self.n - 1, -1, -1):
-            inputs = (self.buf[j],) if self.buf is not None else None
+            inputs = None
+            if self.buf is not None:
+                inputs = (self.buf[j],)
+            elif states is not None:
+                inputs = _replayed(states, j)
             (vjp,) = self.mode.vjp(j, self.step, inputs, (y_bar,))
             y_bar = add(self.loss_cotangent(j), vjp)
         return torch.zeros_like(self.y0) if y_bar is None else y_bar
+
+
+def _replayed(states, n: int) -> tuple[torch.Tensor, ...]:
+    """The next replayed state, which must be step ``n``'s."""
+    m, state = next(states)
+    if m != n:
+        raise RuntimeError(f"replay gave the state of step {m}, step {n} was due")
+    return state
 
 
 class Euler(_OneStep):
