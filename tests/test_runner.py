@@ -377,6 +377,21 @@ def test_ok_record_has_the_measurements(tmp_path):
     # direct is the reference of the gradient comparison: no measured 0 is recorded for it
     assert by_mode["direct"]["grad_rel_err"] is None
     assert by_mode["adjoint"]["grad_rel_err"] < 1e-9 and by_mode["adjoint"]["grad_cosine"] > 0.99
+    assert {r["grad_reference"] for r in records} == {"direct"}
+    assert {r["state_bytes"] for r in records} == {3 * 4}  # the fake task's 3 float32 values
+
+
+def test_a_revolve_run_with_history_soe_runs_end_to_end(tmp_path):
+    text = SMALL.replace("gradient: [direct, adjoint]", "gradient: [direct, revolve]").replace(
+        "    grid: {method: [euler, rk4]}", "    history: soe")
+    run_suite(load_suite(write(tmp_path, text)), tmp_path / "results", quiet=True)
+    by_mode = {r["gradient"]: r for r in _records(tmp_path / "results")}
+    revolve = by_mode["revolve"]
+    assert revolve["status"] == "ok" and revolve["history"] == "soe", revolve["message"]
+    assert revolve["run_id"] == "fake_ok[alpha=0.5,gradient=revolve,seed=0,step_size=0.05]"
+    assert 0 < revolve["grad_rel_err"] < 1e-7  # against direct through the exact scheme
+    assert 0 < by_mode["direct"]["grad_rel_err"] < 1e-7  # direct through soe is not exact
+    assert revolve["nfe_backward"] > 0  # revolve recomputes steps from its checkpoints
 
 
 @pytest.mark.parametrize(
