@@ -65,6 +65,7 @@ def test_torchdiffeq_gradients_against_the_exact_one(method, gradient):
 def test_nfe_is_counted_in_both_passes():
     """Fixed grid: rk4 takes 4 evaluations per step; an adaptive backsolve evaluates the field in
     its backward pass (counted), a direct adaptive solve does not (autograd replays the graph)."""
+    torch.manual_seed(0)  # unseeded, the adaptive step counts tied (38 and 38) about once in 20
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
     y0 = torch.randn(2, 3, dtype=torch.float64)
     rk4 = block(TimeMLP(), "torchdiffeq", "rk4", "direct", step=0.05, t=t)
@@ -81,44 +82,98 @@ def test_nfe_is_counted_in_both_passes():
     assert counts["backsolve"][1] > counts["backsolve"][0]
 
 
+REFUSED = [
+    ("torchdiffeq", "abm", "direct", 1.0, ("method", "engine"),
+     "method 'abm' is not a method of engine 'torchdiffeq'; its methods: adaptive_heun"),
+    ("fdebench", "dopri5", "direct", 1.0, ("method", "engine"),
+     "method 'dopri5' is not a method of engine 'fdebench'; its methods: abm, euler, gl, l1, "
+     "rk4"),
+    ("torchdiffeq", "euler", "direct", 0.5, ("engine", "alpha"),
+     "engine 'torchdiffeq' solves classical ODEs only (alpha == 1), got alpha=0.5"),
+    ("torchdiffeq", "rk4", "adjoint", 1.0, ("gradient", "engine"),
+     "engine 'torchdiffeq' has no gradient 'adjoint'; its gradients: backsolve, direct"),
+    ("torchdiffeq", "dopri5", "paper", 1.0, ("gradient", "engine"), "its gradients"),
+    ("fdebench", "rk4", "direct", 0.5, ("method", "alpha"),
+     "method 'rk4' solves classical ODEs only (alpha == 1), got alpha=0.5; for alpha < 1 "
+     "use one of: abm, euler, gl, l1"),
+    ("fdebench", "euler", "backsolve", 0.5, ("gradient", "method", "alpha"),
+     "use one of: adjoint, checkpoint, continuous, direct, paper"),
+    ("fdebench", "euler", "revolve", 0.5, ("gradient", "history", "alpha"),
+     "gradient 'revolve' needs history 'soe'"),
+]
+#: the same with a history: (engine, method, gradient, alpha, history, keys, reason)
+REFUSED_HISTORIES = [
+    ("fdebench", "abm", "adjoint", 0.5, "soe", ("gradient", "history", "alpha"),
+     "with history 'soe' for method 'abm' at alpha=0.5 use one of: checkpoint, direct, revolve"),
+    ("fdebench", "l1", "paper", 0.5, "soe", ("gradient", "history", "alpha"),
+     "use one of: checkpoint, direct, revolve"),
+    ("fdebench", "gl", "direct", 0.5, "soe", ("history", "method"),
+     "with history 'soe' use one of: abm, euler, l1"),
+    ("torchdiffeq", "euler", "direct", 1.0, "fast", ("history", "engine"),
+     "engine 'torchdiffeq' has no history 'fast'; its histories: auto (for 'fast' use engine "
+     "'fdebench')"),
+    ("textbook", "euler", "direct", 0.5, "soe", ("history", "engine"),
+     "engine 'textbook' has no history 'soe'"),
+]
+
+
 @pytest.mark.parametrize(
-    ("engine", "method", "gradient", "alpha", "keys", "reason"),
-    [
-        ("torchdiffeq", "abm", "direct", 1.0, ("method", "engine"),
-         "method 'abm' is not a method of engine 'torchdiffeq'; its methods: adaptive_heun"),
-        ("fdebench", "dopri5", "direct", 1.0, ("method", "engine"),
-         "method 'dopri5' is not a method of engine 'fdebench'; its methods: abm, euler, gl, l1, "
-         "rk4"),
-        ("torchdiffeq", "euler", "direct", 0.5, ("engine", "alpha"),
-         "engine 'torchdiffeq' solves classical ODEs only (alpha == 1), got alpha=0.5"),
-        ("torchdiffeq", "rk4", "adjoint", 1.0, ("gradient", "engine"),
-         "engine 'torchdiffeq' has no gradient 'adjoint'; its gradients: backsolve, direct"),
-        ("torchdiffeq", "dopri5", "paper", 1.0, ("gradient", "engine"), "its gradients"),
-        ("fdebench", "rk4", "direct", 0.5, ("method", "alpha"),
-         "method 'rk4' solves classical ODEs only (alpha == 1), got alpha=0.5; for alpha < 1 "
-         "use one of: abm, euler, gl, l1"),
-        ("fdebench", "euler", "backsolve", 0.5, ("gradient", "method", "alpha"),
-         "use one of: adjoint, checkpoint, continuous, direct, paper"),
-    ],
+    ("engine", "method", "gradient", "alpha", "history", "keys", "reason"),
+    [(e, m, g, a, "auto", k, r) for e, m, g, a, k, r in REFUSED] + REFUSED_HISTORIES,
     ids=["tde-abm", "fde-dopri5", "tde-alpha", "tde-adjoint", "tde-paper", "rk4-alpha",
-         "backsolve-alpha"],
+         "backsolve-alpha", "revolve-auto", "adjoint-soe", "paper-soe", "gl-soe",
+         "tde-history", "textbook-history"],
 )
-def test_what_each_engine_refuses(engine, method, gradient, alpha, keys, reason):
+def test_what_each_engine_refuses(engine, method, gradient, alpha, history, keys, reason):
     problem = incompatible({"engine": engine, "method": method, "gradient": gradient,
-                            "alpha": alpha})
+                            "alpha": alpha, "history": history})
     assert problem is not None and problem.keys == keys
     assert reason in problem.reason
 
 
 @pytest.mark.parametrize(
-    ("engine", "method", "gradient", "alpha"),
-    [("torchdiffeq", "dopri5", "backsolve", 1.0), ("torchdiffeq", "euler", "direct", 1.0),
-     ("fdebench", "euler", "backsolve", 1.0), ("fdebench", "abm", "paper", 0.3),
-     ("fdebench", "rk4", "continuous", 1.0)],
+    ("engine", "method", "gradient", "alpha", "history"),
+    [("torchdiffeq", "dopri5", "backsolve", 1.0, "auto"),
+     ("torchdiffeq", "euler", "direct", 1.0, "auto"),
+     ("fdebench", "euler", "backsolve", 1.0, "auto"), ("fdebench", "abm", "paper", 0.3, "auto"),
+     ("fdebench", "rk4", "continuous", 1.0, "auto"), ("fdebench", "euler", "revolve", 0.5, "soe"),
+     ("fdebench", "l1", "checkpoint", 0.5, "soe"), ("fdebench", "abm", "direct", 0.7, "soe"),
+     ("fdebench", "gl", "revolve", 1.0, "auto"),  # alpha = 1: no history, revolve runs
+     ("fdebench", "gl", "adjoint", 1.0, "soe"), ("fdebench", "euler", "adjoint", 0.5, "stepwise")],
 )
-def test_what_each_engine_runs(engine, method, gradient, alpha):
+def test_what_each_engine_runs(engine, method, gradient, alpha, history):
     assert incompatible({"engine": engine, "method": method, "gradient": gradient,
-                         "alpha": alpha}) is None
+                         "alpha": alpha, "history": history}) is None
+
+
+def test_a_learnt_order_refuses_history_soe():
+    problem = incompatible({"engine": "fdebench", "method": "euler", "gradient": "direct",
+                            "alpha": 0.5, "learn_alpha": True, "history": "soe"})
+    assert problem.keys == ("history", "learn_alpha") and "fitted per order" in problem.reason
+
+
+def test_the_block_passes_history_and_soe_tol_and_counts_the_state():
+    """``FDEBlock(history="soe", soe_tol=...)`` is ``fdeint`` with the same options (revolve is
+    the compressed scheme's exact adjoint: equal to direct through it), and the block records
+    the bytes of the state it solved."""
+    from fdebench.engine import fdeint
+
+    torch.manual_seed(0)
+    y0 = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    field = TimeMLP()
+    got = {}
+    for gradient in ("direct", "revolve"):
+        b = FDEBlock(field, t, alpha=0.5, method="euler", step_size=0.05, gradient=gradient,
+                     history="soe", soe_tol=1e-6)
+        got[gradient] = solve_and_grad(b, y0)
+        assert b.state_bytes == 4 * 3 * 8
+    ys = fdeint(field, y0, t, alpha=0.5, step_size=0.05, history="soe", soe_tol=1e-6)
+    exact = fdeint(field, y0, t, alpha=0.5, step_size=0.05)
+    assert torch.equal(got["revolve"][0], ys.detach()) and torch.equal(got["direct"][0], ys)
+    assert 0 < (ys - exact).abs().max() < 1e-6 * exact.abs().max()  # an approximation
+    for a, b in zip(got["revolve"][1], got["direct"][1], strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_reference_methods():

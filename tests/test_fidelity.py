@@ -87,3 +87,47 @@ def test_cost_cap_skips_the_reference_and_says_why(monkeypatch):
     assert out["grad_rel_err_fine"] is None
     assert out["grad_fine_skipped"].startswith("cost cap: 480 element-steps")
     assert out["grad_rel_err"] < 1e-12  # the comparison with direct is still made
+
+
+@pytest.mark.parametrize("gradient", ["revolve", "direct", "checkpoint"])
+def test_history_soe_is_compared_with_the_exact_scheme(gradient):
+    """The reference runs the exact scheme (history auto), so a run with ``history: soe`` reads
+    its distance from the exact scheme's gradient, of the order of ``soe_tol`` (far below it
+    here), whatever its mode: direct through the compressed scheme is not its own reference."""
+    task = decay(alpha=0.6, step_size=0.05, gradient=gradient, history="soe", soe_tol=1e-6)
+    out = fidelity(task, task.config)
+    assert out["grad_reference"] == "direct"
+    assert 0 < out["grad_rel_err"] < 1e-6
+    assert out["grad_cosine"] == pytest.approx(1.0, abs=1e-12)
+    fine = task.gradient_probe("direct", **fidelity_module.fine_settings(task.config))
+    exact_fine = decay(alpha=0.6, step_size=0.05).gradient_probe(
+        "direct", **fidelity_module.fine_settings(task.config))
+    assert torch.equal(fine, exact_fine)  # the fine reference is the exact scheme's too
+
+
+def test_past_the_work_cap_the_reference_is_the_exact_adjoint(monkeypatch):
+    """An fdebench probe past FINE_WORK_CAP is compared with ``adjoint`` (history auto), never
+    with direct's whole graph; ``grad_reference`` says so, and adjoint is then the reference."""
+    monkeypatch.setattr(fidelity_module, "FINE_WORK_CAP", 50)  # the probe does 3 x 20 = 60
+    probed = []
+    for gradient, history in (("direct", "auto"), ("adjoint", "auto"), ("revolve", "soe")):
+        task = decay(alpha=0.6, step_size=0.05, gradient=gradient, history=history)
+        probe = task.gradient_probe
+        monkeypatch.setattr(task, "gradient_probe", lambda mode, probe=probe, **kw: (
+            probed.append((mode, kw.get("history"))) or probe(mode, **kw)))
+        out = fidelity(task, task.config, fine=False)
+        assert out["grad_reference"] == "adjoint"
+        if gradient == "adjoint":
+            assert out["grad_rel_err"] is None and out["grad_cosine"] is None
+        elif gradient == "direct":
+            assert out["grad_rel_err"] < 1e-12  # exact adjoint: direct to rounding
+        else:
+            assert 0 < out["grad_rel_err"] < 1e-7  # soe_tol 1e-8: the compressed scheme's
+    assert ("direct", "auto") not in probed and probed.count(("adjoint", "auto")) == 2
+
+
+def test_below_the_cap_or_on_another_engine_the_reference_is_direct():
+    config = {"engine": "fdebench", "gradient": "adjoint"}
+    assert fidelity_module.reference_mode(config, fidelity_module.FINE_WORK_CAP) == "direct"
+    assert fidelity_module.reference_mode(config, fidelity_module.FINE_WORK_CAP + 1) == "adjoint"
+    assert fidelity_module.reference_mode({"engine": "textbook"}, 10**9) == "direct"

@@ -320,3 +320,124 @@ def test_configuration_keys_come_from_the_records_not_the_run_ids():
                      "id_keys": ["alpha", "gradient", "noise", "seed"],
                      "config_keys": ["alpha", "gradient", "noise", "seed", "host_load"]})
     assert config_keys(pd.DataFrame(rows)) == ["noise"]
+
+
+# ---- the trajectory floor, revolve + soe, the adjoint reference ------------------------------
+FRONTIER_STEPS = (100, 400, 1600)
+STATE = 128 * 64 * 4  # bytes of a 128 x 64 float32 state
+
+
+def frontier_runs() -> list[dict]:
+    """direct (3x the floor; none at N = 1600), adjoint (1.1x), revolve with history soe
+    (a slowly growing few MiB): the records of a memory-frontier suite.  At N = 1600 the probe
+    passed the work cap, so adjoint is the gradient reference there."""
+    runs = []
+    for n in FRONTIER_STEPS:
+        floor = (n + 1) * STATE
+        modes = {"adjoint": ("auto", 1.1 * floor), "revolve": ("soe", 4 * MIB * (n / 100) ** 0.3)}
+        if n < 1600:
+            modes = {"direct": ("auto", 3.0 * floor), **modes}
+        reference = "adjoint" if n == 1600 else "direct"
+        for mode, (history, peak) in modes.items():
+            named = ["alpha", "gradient", "seed", "step_size"] + ["history"] * (history != "auto")
+            runs.append({
+                "run_id": f"frontier[gradient={mode},n={n}]", "task": "frontier",
+                "gradient": mode, "history": history, "soe_tol": 1e-8, "seed": 0,
+                "alpha": 0.5, "method": "euler", "step_size": 1 / n, "t_end": 1.0,
+                "n_steps": n, "status": "ok", "peak_mem_bytes": peak, "state_bytes": STATE,
+                "time_per_iter_s": 1e-3 * n, "cost_only": True, "id_keys": named,
+                "grad_reference": reference,
+                "grad_rel_err": None if mode == reference else 1e-10 if history == "soe"
+                else 1e-7,
+            })
+    return runs
+
+
+@pytest.fixture(scope="module")
+def frontier(tmp_path_factory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("frontier")
+    readme = write_report(write_suite(root / "results", frontier_runs(), "frontier"),
+                          root / "reports")
+    return readme, readme.read_text()
+
+
+def test_history_soe_is_part_of_the_mode_not_a_configuration(frontier):
+    rows = table_after(frontier[1], "## Task `frontier`", "n_steps")
+    assert "history" not in rows[0] and "soe_tol" not in rows[0]
+    assert [r["gradient"] for r in rows if r["n_steps"] == "400"] == [
+        "direct", "adjoint", "revolve+soe"]
+    revolve = find(rows, n_steps="400", gradient="revolve+soe")
+    assert number(revolve["mem / direct"]) == pytest.approx(  # against direct at N = 400
+        4 * 4**0.3 * MIB / (3 * 401 * STATE), abs=0.01)
+    assert revolve["grad rel err (max)"] == "1.00e-10"
+
+
+def test_the_reference_column_follows_grad_reference(frontier):
+    rows = table_after(frontier[1], "## Task `frontier`", "n_steps")
+    assert find(rows, n_steps="400", gradient="direct")["grad rel err (max)"] == "— (reference)"
+    assert find(rows, n_steps="400", gradient="adjoint")["grad rel err (max)"] == "1.00e-07"
+    assert find(rows, n_steps="1600", gradient="adjoint")["grad rel err (max)"] == \
+        "— (reference)"
+    assert "`grad rel err` at N = 1600 is measured against the exact `adjoint`" in frontier[1]
+    assert "Modes labelled `+soe` run the compressed history" in frontier[1]
+
+
+def test_peak_over_trajectory_floor_table(frontier):
+    rows = table_after(frontier[1], "Trajectory floor: (N + 1) |y|", "configuration")
+    by_mode = {r["gradient"]: r for r in rows}
+    assert by_mode["direct"]["N"] == "400" and by_mode["adjoint"]["N"] == "1600"
+    assert number(by_mode["direct"]["peak / floor"]) == pytest.approx(3.0)
+    assert number(by_mode["adjoint"]["peak / floor"]) == pytest.approx(1.1)
+    floor = 1601 * STATE / MIB
+    assert number(by_mode["revolve+soe"]["floor (MiB)"]) == pytest.approx(floor, rel=1e-2)
+    assert number(by_mode["revolve+soe"]["peak / floor"]) < 0.5
+    assert ("Under the floor at the largest N: `revolve+soe`; at or above it (in some "
+            "configuration): `direct`, `adjoint`.") in frontier[1]
+    assert "grey: the trajectory floor (N+1)|y|" in frontier[1]
+
+
+def test_the_memory_figure_draws_the_floor(monkeypatch, tmp_path):
+    import pandas as pd
+
+    from fdebench.report import figures
+    from fdebench.report.grouping import with_modes
+    from fdebench.report.series import FLOOR_LABEL
+
+    runs = with_modes(pd.DataFrame(frontier_runs()))
+    (panel,) = scaling_panels(runs, ["n_steps"], "peak_mem_bytes", 1 / MIB, floor=True)
+    assert panel.floor.gradient == FLOOR_LABEL
+    assert list(panel.floor.y) == pytest.approx([(n + 1) * STATE / MIB for n in FRONTIER_STEPS])
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append(figure) or path)
+    figures.scaling_figure([panel], tmp_path / "m.png", "t", "MiB")
+    lines = {line.get_label(): line for line in drawn[0].axes[0].get_lines()}
+    assert FLOOR_LABEL in lines and lines[FLOOR_LABEL].get_color() == "0.55"
+    assert {"revolve+soe", "direct", "adjoint"} <= {label.split(" ")[0] for label in lines}
+    assert with_modes(runs).equals(runs)  # labelled once
+
+
+def test_no_floor_without_state_bytes(report):
+    assert "Trajectory floor" not in report[1] and "grey:" not in report[1]
+
+
+def test_revolve_with_soe_is_in_the_claims():
+    from fdebench.report.claims import claim_values
+
+    values = claim_values(__import__("pandas").DataFrame(frontier_runs()))
+    memory = values[(values["claim"] == "memory") & (values["gradient"] == "revolve+soe")]
+    assert set(memory["n_steps"]) == {100, 400}  # where a direct baseline exists
+    assert set(memory["baseline"]) == {"fdebench direct"}
+    assert dict(zip(memory["n_steps"], memory["outcome"], strict=True)) == {
+        100: "within", 400: "better"}  # 0.42 and 0.16 of direct's memory
+
+
+def test_several_soe_tolerances_are_told_apart():
+    import pandas as pd
+
+    from fdebench.report.grouping import with_modes
+
+    runs = pd.DataFrame([{"gradient": g, "history": h, "soe_tol": t} for g, h, t in (
+        ("revolve", "soe", 1e-8), ("revolve", "soe", 1e-4), ("direct", "auto", 1e-4),
+        ("adjoint", "stepwise", 1e-8), ("adjoint", None, None))])
+    assert list(with_modes(runs)["gradient"]) == [
+        "revolve+soe(1e-08)", "revolve+soe(0.0001)", "direct", "adjoint+stepwise", "adjoint"]

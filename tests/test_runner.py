@@ -63,9 +63,14 @@ tasks:
          r"suite.yaml:2: measure.warmup_iters: must be an integer >= 0, got 'two'"),
         ("name: x\ntasks: []\n", r"suite.yaml:2: tasks: a non-empty list of task entries"),
         ("name: x\ntasks:\n  - task: fake_ok\n    alpha: [0.5\n", r"suite.yaml:5: invalid YAML"),
+        ("name: x\ntasks:\n  - task: fake_ok\n    history: compressed\n",
+         r"suite.yaml:4: tasks\[0\].history: unknown value 'compressed'; valid values: auto, "
+         r"fast, soe, stepwise$"),
+        ("name: x\ngrid: {soe_tol: [1e-8, 0.5]}\ntasks:\n  - task: fake_ok\n",
+         r"suite.yaml:2: grid.soe_tol\[1\]: must be a number in \[1e-13, 0.01\], got 0.5$"),
     ],
     ids=["task", "top-key", "alpha", "method", "grid-value", "step", "empty-grid", "type",
-         "measure", "no-tasks", "yaml"],
+         "measure", "no-tasks", "yaml", "history", "soe-tol"],
 )
 def test_validation_messages(tmp_path, text, message):
     with pytest.raises(SuiteError, match=message):
@@ -118,9 +123,29 @@ def test_grid_expansion_ids_and_skips(tmp_path):
          r"gradients: direct \(for 'adjoint' use engine 'fdebench'\)$"),
         ("    engine: textbook\n    learn_alpha: true\n",
          r"suite.yaml:5: tasks\[0\].engine: engine 'textbook' has no learnable order"),
+        ("    gradient: revolve\n",
+         r"suite.yaml:5: tasks\[0\].gradient: gradient 'revolve' needs history 'soe': .*; with "
+         r"history 'auto' for method 'euler' at alpha=0.5 use one of: adjoint, checkpoint, "
+         r"continuous, direct, paper$"),
+        ("    history: soe\n    gradient: adjoint\n",
+         r"suite.yaml:6: tasks\[0\].gradient: gradient 'adjoint' rebuilds each step from a "
+         r"\(N \+ 1\) \|y\| history buffer, .*; with history 'soe' for method 'euler' at "
+         r"alpha=0.5 use one of: checkpoint, direct, revolve$"),
+        ("    history: soe\n    method: gl\n",
+         r"suite.yaml:5: tasks\[0\].history: history 'soe' has no compressed form of method "
+         r"'gl' .*; with history 'soe' use one of: abm, euler, l1$"),
+        ("    history: soe\n    learn_alpha: true\n",
+         r"suite.yaml:5: tasks\[0\].history: history 'soe' is not differentiable in alpha"),
+        ("    engine: torchdiffeq\n    alpha: 1.0\n    history: soe\n",
+         r"suite.yaml:7: tasks\[0\].history: engine 'torchdiffeq' has no history 'soe'; its "
+         r"histories: auto \(for 'soe' use engine 'fdebench'\)$"),
+        ("    engine: textbook\n    history: stepwise\n",
+         r"suite.yaml:6: tasks\[0\].history: engine 'textbook' has no history 'stepwise'"),
     ],
     ids=["backsolve-alpha", "torchdiffeq-abm", "torchdiffeq-alpha", "torchdiffeq-paper",
-         "fdebench-dopri5", "rk4-alpha", "textbook-adjoint", "textbook-learn-alpha"],
+         "fdebench-dopri5", "rk4-alpha", "textbook-adjoint", "textbook-learn-alpha",
+         "revolve-auto", "soe-adjoint", "soe-gl", "soe-learn-alpha", "torchdiffeq-soe",
+         "textbook-history"],
 )
 def test_fixed_engine_combinations_are_suite_errors(tmp_path, entry, message):
     text = ("name: x\ndefaults: {alpha: 0.5}\ntasks:\n  - task: fake_ok\n" + entry)
@@ -158,6 +183,65 @@ tasks:
     assert "use engine 'fdebench'" in skips[("torchdiffeq", "euler", "direct", 0.5)]
     assert all("engine=" in r.run_id for r in runs)  # the engine varies: the ids name it
     assert main(["run", str(write(tmp_path, text)), "--dry-run"]) == 0  # listed, no traceback
+    assert capsys.readouterr().out.count("(skipped: ") == len(skips) - len(runnable)
+
+
+def test_revolve_with_history_soe_loads_and_is_named_in_its_run_id(tmp_path):
+    text = ("name: x\ndevice: cpu\ndefaults: {alpha: 0.5}\ntasks:\n  - task: fake_ok\n"
+            "  - task: fake_ok\n    gradient: revolve\n    history: soe\n    soe_tol: 1.0e-6\n")
+    runs = expand(load_suite(write(tmp_path, text)), "cpu")
+    assert [r.run_id for r in runs] == [
+        "fake_ok[alpha=0.5,gradient=direct,seed=0,step_size=0.05]",  # as before the keys existed
+        "fake_ok[alpha=0.5,gradient=revolve,history=soe,seed=0,soe_tol=1e-06,step_size=0.05]"]
+    assert runs[1].id_keys == ("alpha", "gradient", "history", "seed", "soe_tol", "step_size")
+    assert runs[1].config["history"] == "soe" and runs[1].config["soe_tol"] == 1e-6
+    assert runs[0].config["history"] == "auto" and runs[0].skip is None is runs[1].skip
+
+
+def test_history_keys_at_their_default_leave_the_config_hash_as_it_was(tmp_path):
+    """A results folder written before ``history`` and ``soe_tol`` existed resumes: the hash
+    of a run that leaves them at their defaults is the hash of its configuration without them."""
+    import hashlib
+    runs = expand(load_suite(write(tmp_path, SMALL)), "cpu")
+    for run in runs:
+        old = {k: v for k, v in run.config.items() if k not in ("history", "soe_tol")}
+        payload = {"task": run.task, "config": old, "device": "cpu",
+                   "measure": load_suite(write(tmp_path, SMALL)).measure.__dict__}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        assert run.config_hash == digest
+    with_tol = expand(load_suite(write(tmp_path, SMALL.replace(
+        "step_size: 0.05}", "step_size: 0.05, soe_tol: 1.0e-6}"))), "cpu")
+    assert {r.config_hash for r in with_tol}.isdisjoint({r.config_hash for r in runs})
+
+
+def test_history_combinations_from_a_grid_are_listed_skips(tmp_path, capsys):
+    text = """\
+name: histories
+device: cpu
+defaults: {t_end: 0.2, step_size: 0.05}
+grid:
+  history: [auto, soe]
+  gradient: [direct, adjoint, revolve]
+tasks:
+  - task: fake_ok
+    grid: {alpha: [0.5, 1.0], method: [euler, gl]}
+"""
+    runs = expand(load_suite(write(tmp_path, text)), "cpu")
+    skips = {(r.config["history"], r.config["gradient"], r.config["method"], r.config["alpha"]):
+             r.skip for r in runs}
+    assert len(skips) == 2 * 3 * 2 * 2
+    runnable = {k for k, why in skips.items() if why is None}
+    assert runnable == {
+        (h, g, m, 1.0) for h in ("auto", "soe") for g in ("direct", "adjoint", "revolve")
+        for m in ("euler", "gl")  # alpha = 1: no history, every mode runs
+    } | {("auto", g, m, 0.5) for g in ("direct", "adjoint") for m in ("euler", "gl")} \
+        | {("soe", g, "euler", 0.5) for g in ("direct", "revolve")}
+    assert "needs history 'soe'" in skips[("auto", "revolve", "euler", 0.5)]
+    assert "with history 'soe'" in skips[("soe", "adjoint", "euler", 0.5)]
+    assert "no compressed form of method 'gl'" in skips[("soe", "direct", "gl", 0.5)]
+    assert {"history=soe" in r.run_id for r in runs} == {True, False}
+    assert not any("history=auto" in r.run_id for r in runs)  # the default is not named
+    assert main(["run", str(write(tmp_path, text)), "--dry-run"]) == 0
     assert capsys.readouterr().out.count("(skipped: ") == len(skips) - len(runnable)
 
 
@@ -293,6 +377,21 @@ def test_ok_record_has_the_measurements(tmp_path):
     # direct is the reference of the gradient comparison: no measured 0 is recorded for it
     assert by_mode["direct"]["grad_rel_err"] is None
     assert by_mode["adjoint"]["grad_rel_err"] < 1e-9 and by_mode["adjoint"]["grad_cosine"] > 0.99
+    assert {r["grad_reference"] for r in records} == {"direct"}
+    assert {r["state_bytes"] for r in records} == {3 * 4}  # the fake task's 3 float32 values
+
+
+def test_a_revolve_run_with_history_soe_runs_end_to_end(tmp_path):
+    text = SMALL.replace("gradient: [direct, adjoint]", "gradient: [direct, revolve]").replace(
+        "    grid: {method: [euler, rk4]}", "    history: soe")
+    run_suite(load_suite(write(tmp_path, text)), tmp_path / "results", quiet=True)
+    by_mode = {r["gradient"]: r for r in _records(tmp_path / "results")}
+    revolve = by_mode["revolve"]
+    assert revolve["status"] == "ok" and revolve["history"] == "soe", revolve["message"]
+    assert revolve["run_id"] == "fake_ok[alpha=0.5,gradient=revolve,seed=0,step_size=0.05]"
+    assert 0 < revolve["grad_rel_err"] < 1e-7  # against direct through the exact scheme
+    assert 0 < by_mode["direct"]["grad_rel_err"] < 1e-7  # direct through soe is not exact
+    assert revolve["nfe_backward"] > 0  # revolve recomputes steps from its checkpoints
 
 
 @pytest.mark.parametrize(

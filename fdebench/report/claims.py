@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .claim_maps import map_section
-from .grouping import config_keys, metric_names, ordered_modes, with_n_steps
+from .grouping import config_keys, metric_names, ordered_modes, with_modes, with_n_steps
 from .tables import markdown_table
 
 __all__ = [
@@ -215,6 +215,7 @@ def claim_values(runs: pd.DataFrame) -> pd.DataFrame:
     ``higher`` (its direction) and ``tolerance``, then the configuration's keys (``alpha``,
     ``n_steps``, ...).  Only ``ok`` runs of tasks with a direct baseline and another mode."""
     rows: list[dict] = []
+    runs = with_modes(runs)  # revolve+soe is a mode compared with the direct baselines
     ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
     directions = _directions(ok)
     for task, task_runs in ok.groupby("task", sort=False):

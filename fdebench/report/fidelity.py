@@ -3,7 +3,9 @@
 Two errors per gradient mode, from the records (see :mod:`fdebench.runner.fidelity`):
 ``grad_rel_err_fine`` (against a float64 fdebench ``direct`` gradient at an 8 times finer step:
 the distance from the continuous problem, every mode including ``direct``) and
-``grad_rel_err`` (against ``direct`` of the same engine and step).  Each is plotted against N
+``grad_rel_err`` (against ``direct`` of the same engine and step, with the exact history; the
+exact ``adjoint`` past the runner's work cap, as ``grad_reference`` records: see
+:func:`reference_lines`).  Each is plotted against N
 on log-log axes, with the convergence order fitted by :func:`~fdebench.report.series.
 growth_exponent` (``error ~ N^-p``) in the legend and in a table.
 """
@@ -16,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures
+from .grouping import format_value
 from .series import error_panels
 from .tables import fitted_table
 
-__all__ = ["fidelity_section", "skipped_fine_lines"]
+__all__ = ["fidelity_section", "reference_lines", "skipped_fine_lines"]
 
 FINE = "grad_rel_err_fine"
 VERSUS_DIRECT = "grad_rel_err"
@@ -32,6 +35,34 @@ EXPLANATION = (
     "of the same engine and step. Order p: least-squares fit of error ~ N^-p over the mean of "
     "the seeds at each N (exact modes sit at rounding level against direct: no order there)."
 )
+
+
+#: said where some run has ``history: soe``
+SOE_NOTE = (
+    "Modes labelled `+soe` run the compressed history (`history: soe`), an approximation of "
+    "the scheme within `soe_tol`: their `grad rel err` is their distance from the exact "
+    "scheme's gradient (of the order of `soe_tol`, not rounding), the fine-step reference's "
+    "too.")
+
+
+def reference_lines(runs: pd.DataFrame) -> list[str]:
+    """What ``grad rel err`` is measured against where it is not ``direct`` (the exact
+    ``adjoint`` for probes past the runner's work cap), and what a ``+soe`` mode's reads."""
+    lines = []
+    if "grad_reference" in runs.columns:
+        ok = runs[runs["status"] == "ok"]
+        adjoint = ok[ok["grad_reference"] == "adjoint"]
+        if not adjoint.empty:
+            steps = sorted({format_value(n) for n in adjoint.get("n_steps", [])} - {""},
+                           key=float)
+            where = f" at N = {', '.join(steps)}" if steps else ""
+            lines += [f"`grad rel err`{where} is measured against the exact `adjoint` (history "
+                      "auto; equal to direct to rounding), not `direct`: direct's graph of "
+                      "every step would not fit in memory (the probe's work passes the "
+                      "runner's FINE_WORK_CAP); there `adjoint` is the reference.", ""]
+    if "history" in runs.columns and (runs["history"] == "soe").any():
+        lines += [SOE_NOTE, ""]
+    return lines
 
 
 def skipped_fine_lines(runs: pd.DataFrame) -> list[str]:

@@ -97,13 +97,16 @@ def _grid(count: int, width: float = 4.8, height: float = 3.8) -> tuple[Figure, 
 def scaling_figure(panels: list[Panel], path: Path, title: str, ylabel: str,
                    legend_title: str = "mode (fitted growth)") -> Path | None:
     """Log-log small multiples of each panel's series against N, the fitted exponents (or
-    orders) in the legends."""
+    orders) in the legends; a panel's trajectory floor (memory) as a grey line under them."""
     panels = panels[:MAX_PANELS]
     if not panels:
         return None
     styles = _styles(ordered_modes(s.gradient for p in panels for s in p.series))
     figure, axes = _grid(len(panels))
     for ax, panel in zip(axes.flat, panels, strict=False):
+        if panel.floor is not None:
+            ax.plot(panel.floor.n, panel.floor.y, color="0.55", linewidth=2.5, alpha=0.8,
+                    zorder=1, label=panel.floor.gradient)
         for series in panel.series:
             ax.plot(series.n, series.y, label=series.label, markersize=5, **styles[series.gradient])
         _steps_axis(ax, np.concatenate([s.n for s in panel.series]))

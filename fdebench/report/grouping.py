@@ -7,6 +7,12 @@ columns are configuration: a record lists its ``config_keys`` and the ``id_keys`
 names; only those (plus the discretisation and the device) count, so that a measurement
 column can never split the rows of one configuration.  Records written before ``id_keys``
 existed fall back to every varying column that is not a record field or a metric.
+
+A *gradient mode* in a report is the record's ``gradient`` with its history when that is not
+``auto`` (:func:`with_modes`): ``revolve+soe`` runs the compressed scheme, which is part of how
+it differentiates, so it is compared with ``direct`` and ``adjoint`` at the same configuration
+rather than split into a configuration of its own (``history`` and ``soe_tol`` are never
+config keys).
 """
 
 from __future__ import annotations
@@ -21,14 +27,16 @@ import pandas as pd
 from ..results import RECORD_FIELDS
 
 __all__ = [
-    "GRADIENT_ORDER", "config_keys", "config_label", "format_value", "metric_names",
-    "ordered_modes", "with_n_steps",
+    "GRADIENT_ORDER", "MODE_KEYS", "config_keys", "config_label", "format_value", "metric_names",
+    "ordered_modes", "with_modes", "with_n_steps",
 ]
 
 #: gradient modes in the order tables and legends show them; others follow, sorted
 GRADIENT_ORDER = ("direct", "adjoint", "checkpoint")
+#: configuration keys that belong to the gradient mode's label (:func:`with_modes`)
+MODE_KEYS = ("history", "soe_tol")
 #: identity, outcome and measurement fields of a run record: never config keys
-NOT_CONFIG = frozenset(RECORD_FIELDS) - {"device"} | {"gradient", "seed"}
+NOT_CONFIG = frozenset(RECORD_FIELDS) - {"device"} | {"gradient", "seed", *MODE_KEYS}
 #: config keys whether or not the run ids name them (n_steps is derived from step_size)
 ALWAYS_CONFIG = ("alpha", "method", "t_end", "n_steps", "step_size", "device")
 
@@ -106,6 +114,26 @@ def config_label(keys: list[str], values: Iterable[Any]) -> str:
     """``"alpha=0.5, n_steps=100"`` for one configuration (``"all runs"`` without keys)."""
     parts = [f"{k}={format_value(v)}" for k, v in zip(keys, values, strict=True)]
     return ", ".join(parts) or "all runs"
+
+
+def with_modes(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with each ``gradient`` labelled by its history when that is not ``auto``
+    (``revolve+soe``, ``adjoint+stepwise``), and by ``soe_tol`` too (``revolve+soe(1e-06)``)
+    when the ``soe`` runs use several; records without a history are left as they are.
+    Idempotent: a labelled gradient is not labelled again."""
+    if "history" not in runs.columns or runs.empty:
+        return runs
+    history = runs["history"].map(format_value)
+    labelled = runs["gradient"].map(lambda g: "+" in str(g))
+    mark = ~labelled & ~history.isin(["", "auto"])
+    if not mark.any():
+        return runs
+    suffix = "+" + history
+    soe = mark & (history == "soe")
+    if "soe_tol" in runs.columns and runs.loc[soe, "soe_tol"].nunique() > 1:
+        suffix = suffix.where(~soe, suffix + "(" + runs["soe_tol"].map(format_value) + ")")
+    gradient = runs["gradient"].astype(object).where(~mark, runs["gradient"].astype(str) + suffix)
+    return runs.assign(gradient=gradient)
 
 
 def with_n_steps(runs: pd.DataFrame) -> pd.DataFrame:

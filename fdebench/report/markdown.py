@@ -10,16 +10,17 @@ import pandas as pd
 from ..results import load
 from . import figures
 from .claims import claims_section
-from .fidelity import fidelity_section, skipped_fine_lines
-from .grouping import config_keys, format_value, metric_names, with_n_steps
+from .fidelity import fidelity_section, reference_lines, skipped_fine_lines
+from .grouping import config_keys, format_value, metric_names, with_modes, with_n_steps
 from .order import order_section
-from .series import scaling_panels, time_memory_panels, training_curves
+from .series import floor_ratios, scaling_panels, time_memory_panels, training_curves
 from .tables import (
     MIB,
     concurrency_warning,
     environment_table,
     exponent_table,
     failed_table,
+    floor_table,
     gradient_summary,
     gradient_table,
     markdown_table,
@@ -59,19 +60,42 @@ def _png(folder: Path, task: str, kind: str) -> Path:
     return folder / f"{_slug(task)}_{kind}.png"
 
 
+def _floor_lines(memory: list) -> list[str]:
+    """The peak-over-floor table and which modes sit under the trajectory floor (nothing when
+    the records do not say the state's size)."""
+    table = floor_table(memory)
+    if table is None:
+        return []
+    ratios = floor_ratios(memory)
+    below = ratios.groupby("gradient", sort=False)["ratio"].agg(lambda r: (r < 1).all())
+    under = [f"`{m}`" for m, b in below.items() if b]
+    over = [f"`{m}`" for m, b in below.items() if not b]
+    verdict = (f"Under the floor at the largest N: {', '.join(under) or 'none'}; at or above it "
+               f"(in some configuration): {', '.join(over) or 'none'}.")
+    return ["Trajectory floor: (N + 1) |y|, |y| the bytes of the FDE state (`state_bytes`): the "
+            "memory of the solution at every step, which a gradient that stores the trajectory "
+            "holds at least; the compressed history (`history: soe`) with `revolve` keeps "
+            "(K + 1) |y| per checkpoint instead (K exponentials, about 30). "
+            "Each mode's peak against it at its largest N:", "", table, "", verdict, ""]
+
+
 def _scaling_section(task: str, runs: pd.DataFrame, keys: list[str], folder: Path) -> list[str]:
-    """Exponent table and memory/time-vs-N figures, when some configuration spans several N."""
-    memory = scaling_panels(runs, keys, "peak_mem_bytes", 1 / MIB)
+    """Exponent table and memory/time-vs-N figures, when some configuration spans several N;
+    with the trajectory floor where the records give the state's size."""
+    memory = scaling_panels(runs, keys, "peak_mem_bytes", 1 / MIB, floor=True)
     time = scaling_panels(runs, keys, "time_per_iter_s", 1e3)
     if not memory and not time:
         return []
     lines = ["### Scaling with the number of steps", "",
              "Growth exponent k: least-squares slope of log(value) against log(N), over the "
-             "mean of the seeds at each N.", "", exponent_table(memory, time), ""]
+             "mean of the seeds at each N.", "", exponent_table(memory, time), "",
+             *_floor_lines(memory)]
     drawn = figures.scaling_figure(memory, _png(folder, task, "memory_vs_steps"),
                                    f"{task}: peak memory vs number of steps", "peak memory (MiB)")
+    floor = any(panel.floor is not None for panel in memory)
     lines += _figure(drawn, "peak memory vs N", "Peak memory against the number of steps N per "
-                     "gradient mode (log-log, mean over seeds); legend: fitted growth ~N^k.")
+                     "gradient mode (log-log, mean over seeds); legend: fitted growth ~N^k" + (
+                         "; grey: the trajectory floor (N+1)|y|." if floor else "."))
     drawn = figures.scaling_figure(time, _png(folder, task, "time_vs_steps"),
                                    f"{task}: time per iteration vs number of steps",
                                    "time per iteration (ms)")
@@ -127,7 +151,8 @@ def _task_section(task: str, runs: pd.DataFrame, folder: Path) -> list[str]:
     if warning := concurrency_warning(runs):
         lines += [warning, ""]
     summary = gradient_summary(runs, keys, metrics)
-    lines += [gradient_table(summary, keys, metrics), "", *skipped_fine_lines(runs)]
+    lines += [gradient_table(summary, keys, metrics), "", *reference_lines(runs),
+              *skipped_fine_lines(runs)]
     lines += _scaling_section(task, runs, keys, folder)
     lines += fidelity_section(task, runs, keys, lambda kind: _png(folder, task, kind), _figure)
     lines += order_section(task, runs, keys, lambda kind: _png(folder, task, kind), _figure)
@@ -172,6 +197,7 @@ def write_suite_report(runs: pd.DataFrame, suite: str, folder: str | Path) -> Pa
     """Write ``folder/README.md`` and its figures for one suite's ``runs``; return the README."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    runs = with_modes(runs)  # revolve+soe: a mode of its own, beside direct at each configuration
     lines = _header(suite, runs)
     tasks = runs["task"].map(format_value).replace("", "unknown")
     lines += claims_section(runs, lambda task, kind: _png(folder, task, kind), _figure)

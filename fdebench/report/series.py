@@ -13,13 +13,24 @@ import pandas as pd
 from .grouping import config_label, format_value, ordered_modes
 
 __all__ = [
-    "Curve", "Panel", "Series", "error_panels", "growth_exponent", "pareto_front",
+    "FLOOR_LABEL",
+    "Curve",
+    "Panel",
+    "Series",
+    "error_panels",
+    "floor_ratios",
+    "growth_exponent",
+    "pareto_front",
     "scaling_panels",
-    "time_memory_panels", "training_curves",
+    "time_memory_panels",
+    "training_curves",
+    "trajectory_floor",
 ]
 
 #: keys that only change the number of steps (a scaling panel spans their values)
 STEP_KEYS = ("n_steps", "step_size")
+#: the label of the trajectory floor ``(N + 1) |y|`` in figures and tables
+FLOOR_LABEL = "trajectory floor (N+1)|y|"
 
 
 def growth_exponent(n: Any, y: Any) -> float | None:
@@ -65,10 +76,13 @@ class Series:
 
 @dataclass(frozen=True)
 class Panel:
-    """The series of one configuration (every config key but the number of steps)."""
+    """The series of one configuration (every config key but the number of steps), and for
+    memory the trajectory floor ``(N + 1) |y|`` at each N (``None`` when the records do not
+    say ``|y|``)."""
 
     title: str
     series: list[Series]
+    floor: Series | None = None
 
 
 def _groups(runs: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
@@ -90,9 +104,10 @@ def _positive(runs: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def scaling_panels(runs: pd.DataFrame, keys: list[str], column: str,
-                   scale: float = 1.0) -> list[Panel]:
+                   scale: float = 1.0, floor: bool = False) -> list[Panel]:
     """Per configuration whose ``ok`` runs span two or more ``n_steps``: each gradient mode's
-    mean ``column`` (times ``scale``) against ``n_steps`` with its growth exponent."""
+    mean ``column`` (times ``scale``) against ``n_steps`` with its growth exponent; with
+    ``floor``, also the trajectory floor (:func:`trajectory_floor`) in the same units."""
     other = [k for k in keys if k not in STEP_KEYS]
     panels = []
     for values, rows in _groups(_positive(runs, column), other):
@@ -103,8 +118,43 @@ def scaling_panels(runs: pd.DataFrame, keys: list[str], column: str,
             mean = rows[rows["gradient"] == mode].groupby("n_steps")["value"].mean() * scale
             n, y = mean.index.to_numpy(dtype=float), mean.to_numpy(dtype=float)
             series.append(Series(mode, n, y, growth_exponent(n, y)))
-        panels.append(Panel(config_label(other, values), series))
+        panels.append(Panel(config_label(other, values), series,
+                            trajectory_floor(rows, scale) if floor else None))
     return panels
+
+
+def trajectory_floor(rows: pd.DataFrame, scale: float = 1.0) -> Series | None:
+    """``(N + 1) |y|`` (times ``scale``) at each ``n_steps`` of ``rows``, ``|y|`` the mean
+    recorded ``state_bytes`` there: what a gradient that keeps the solution at every step
+    holds at least.  ``None`` when no row records ``state_bytes``."""
+    if "state_bytes" not in rows.columns:
+        return None
+    state = pd.to_numeric(rows["state_bytes"], errors="coerce")
+    mean = state[state > 0].groupby(rows["n_steps"]).mean()
+    if mean.empty:
+        return None
+    n = mean.index.to_numpy(dtype=float)
+    return Series(FLOOR_LABEL, n, (n + 1) * mean.to_numpy(dtype=float) * scale, None)
+
+
+def floor_ratios(panels: list[Panel]) -> pd.DataFrame:
+    """Each mode's peak over the trajectory floor at its largest N, per panel with a floor:
+    columns ``configuration``, ``gradient``, ``N``, ``peak``, ``floor``, ``ratio``."""
+    rows = []
+    for panel in panels:
+        if panel.floor is None:
+            continue
+        floors = dict(zip(panel.floor.n, panel.floor.y, strict=True))
+        for series in panel.series:
+            measured = [i for i, n in enumerate(series.n) if n in floors]
+            if not measured:
+                continue
+            i = max(measured, key=lambda j: series.n[j])
+            n, peak = series.n[i], series.y[i]
+            rows.append({"configuration": panel.title, "gradient": series.gradient, "N": n,
+                         "peak": peak, "floor": floors[n], "ratio": peak / floors[n]})
+    return pd.DataFrame(rows, columns=["configuration", "gradient", "N", "peak", "floor",
+                                       "ratio"])
 
 
 def error_panels(runs: pd.DataFrame, keys: list[str], column: str) -> list[Panel]:

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 
 from .grouping import format_value, ordered_modes
-from .series import Panel
+from .series import Panel, floor_ratios
 
 __all__ = [
     "STATUS_ORDER", "concurrency_warning", "environment_table", "exponent_table", "failed_table",
-    "fitted_table",
-    "gradient_summary", "gradient_table", "markdown_table", "status_counts",
+    "fitted_table", "floor_table", "gradient_summary", "gradient_table", "markdown_table",
+    "status_counts",
 ]
 
 MIB = 2**20
@@ -104,7 +104,8 @@ def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) ->
     (process and GPU figures) and ``time_ms`` (means over seeds),
     ``mem_ratio`` and ``time_ratio`` (to ``direct`` at the same configuration),
     ``<metric>_mean`` and ``<metric>_std`` over seeds, ``grad_rel_err`` and
-    ``grad_rel_err_fine`` (max over seeds),
+    ``grad_rel_err_fine`` (max over seeds), ``grad_reference`` (the mode ``grad_rel_err`` is
+    measured against, when recorded),
     ``ok`` and ``runs`` (run counts).  Rows sorted by configuration, then direct, adjoint,
     checkpoint, others.
     """
@@ -117,6 +118,8 @@ def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) ->
         "time_ms": ok["time_per_iter_s"].mean() * 1e3,
         "grad_rel_err": ok["grad_rel_err"].max(),
         "grad_rel_err_fine": ok["grad_rel_err_fine"].max(),
+        "grad_reference": ok["grad_reference"].first() if "grad_reference" in runs.columns
+        else None,
         "ok": ok.size(),
     })
     for metric in metrics:
@@ -182,8 +185,9 @@ def gradient_table(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -
         pairs = zip(summary[f"{metric}_mean"], summary[f"{metric}_std"], strict=True)
         table[metric] = [_mean_std(m, s) for m, s in pairs]
     table["grad rel err (max)"] = [
-        "— (reference)" if mode == "direct" else "" if pd.isna(v) else f"{v:.2e}"
-        for mode, v in zip(summary["gradient"], summary["grad_rel_err"], strict=True)]
+        "— (reference)" if _is_reference(mode, reference) else "" if pd.isna(v) else f"{v:.2e}"
+        for mode, v, reference in zip(summary["gradient"], summary["grad_rel_err"],
+                                      summary["grad_reference"], strict=True)]
     if summary["grad_rel_err_fine"].notna().any():
         table["grad rel err fine (max)"] = summary["grad_rel_err_fine"].map(
             lambda v: "" if pd.isna(v) else f"{v:.2e}")
@@ -191,6 +195,28 @@ def gradient_table(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -
     align = ["left"] * (len(keys) + 1) + ["right"] * (table.shape[1] - len(keys) - 1)
     return markdown_table(table, align)
 
+
+
+def _is_reference(mode: str, reference: str | None) -> bool:
+    """Whether rows of ``mode`` are their configuration's gradient reference: the recorded
+    ``grad_reference`` (``direct``, or ``adjoint`` past the work cap), ``direct`` in records
+    that predate it."""
+    return mode == (reference if isinstance(reference, str) else "direct")
+
+
+def floor_table(memory: list[Panel]) -> str | None:
+    """Markdown table of each mode's peak against the trajectory floor at its largest N (see
+    :func:`~fdebench.report.series.floor_ratios`); ``None`` when no panel has a floor."""
+    ratios = floor_ratios(memory)
+    if ratios.empty:
+        return None
+    table = pd.DataFrame({
+        "configuration": ratios["configuration"], "gradient": ratios["gradient"],
+        "N": ratios["N"].map(format_value), "peak mem (MiB)": ratios["peak"].map(_number),
+        "floor (MiB)": ratios["floor"].map(_number),
+        "peak / floor": ratios["ratio"].map(lambda v: f"{v:.3g}"),
+    })
+    return markdown_table(table, ["left", "left", "right", "right", "right", "right"])
 
 
 def exponent_table(memory: list[Panel], time: list[Panel]) -> str:

@@ -66,6 +66,10 @@ class RunRecord:
     peak_reserved_bytes: int | None = None
     #: used memory of the GPU the run used (NVML), peak during the timed iterations
     nvml_peak_used_bytes: int | None = None
+    #: the bytes of the FDE state ``|y|`` of one training solve (elements x element size, summed
+    #: over the model's FDE blocks): the trajectory floor ``(N + 1) |y|`` is what a gradient that
+    #: stores the solution at every step keeps (the report draws it beside ``peak_mem_bytes``)
+    state_bytes: int | None = None
 
     # ---- the training run ---------------------------------------------------------------
     #: field evaluations of the last timed iteration's forward and backward passes (counted
@@ -92,9 +96,15 @@ class RunRecord:
     true_values: dict[str, float] = field(default_factory=dict)
     #: the trained order of the model's FDE block with ``learn_alpha`` (``None`` otherwise)
     alpha_learned: float | None = None
-    #: this mode's parameter gradient against direct's (``None`` for direct, the reference)
+    #: this mode's parameter gradient against the reference's (``None`` for the reference
+    #: itself), and which reference (``grad_reference``): ``direct`` of the same engine and step,
+    #: or, for an fdebench run whose probe is too large for direct's graph, the exact
+    #: ``adjoint`` (equal to direct to rounding); both with the exact history (``auto``), so a
+    #: run with ``history: soe`` reads its distance from the exact scheme (see
+    #: fdebench.runner.fidelity)
     grad_rel_err: float | None = None
     grad_cosine: float | None = None
+    grad_reference: str | None = None
     #: this mode's parameter gradient against a float64 fdebench ``direct`` one at an 8 times
     #: finer step (every mode, direct included; see fdebench.runner.fidelity), what that
     #: reference was, and why it is missing when it is (``None`` when measured)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..engine import GRADIENTS
+from ..engine import GRADIENTS, HISTORIES, SOE_TOLERANCES
 from ..errors import InputError
 from ..tasks import ENGINE_DEFAULTS, ENGINES, TASKS, all_methods, incompatible
 
@@ -138,6 +138,13 @@ def _method(v: Any) -> str | None:
     return f"unknown value {v!r}; valid values: {per_engine}"
 
 
+def _soe_tol(v: Any) -> str | None:
+    """The relative error of the sum of exponentials of ``history: soe``: the engine's range."""
+    low, high = SOE_TOLERANCES
+    return None if _number(v) and low <= v <= high else (
+        f"must be a number in [{low:g}, {high:g}], got {v!r}")
+
+
 ENGINE_CHECKS = {
     "alpha": _alpha,
     "method": _method,
@@ -148,10 +155,12 @@ ENGINE_CHECKS = {
     "rtol": _positive,
     "atol": _positive,
     "learn_alpha": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
+    "history": _one_of(HISTORIES),
+    "soe_tol": _soe_tol,
     "cost_only": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
 }
 #: the keys whose combination an engine may refuse (see fdebench.tasks.engines.incompatible)
-COMBINED = ("engine", "method", "gradient", "alpha", "learn_alpha")
+COMBINED = ("engine", "method", "gradient", "alpha", "learn_alpha", "history")
 
 
 def _typed(default: Any) -> Any:
@@ -362,9 +371,10 @@ def _combinations(c: _Checker, path: tuple, shared: dict, params: dict,
                   grid: dict[str, list]) -> None:
     """A suite error for every engine combination that the task entry fixes and no engine can
     run (e.g. ``gradient: backsolve`` with ``alpha: 0.5``, ``engine: torchdiffeq`` with
-    ``method: abm``): one whose keys (:class:`~fdebench.tasks.Incompatible`) are all fixed by
-    the entry or the defaults.  When the grid varies one of its keys, the combination is a
-    listed skip instead (:mod:`.grid`)."""
+    ``method: abm``, ``gradient: revolve`` with ``history: auto`` at ``alpha: 0.5``): one whose
+    keys (:class:`~fdebench.tasks.Incompatible`) are all fixed by the entry or the defaults.
+    When the grid varies one of its keys, the combination is a listed skip instead
+    (:mod:`.grid`)."""
     fixed = {**{k: ENGINE_DEFAULTS[k] for k in COMBINED}, **shared, **params}
     options = {k: [v for v in grid[k] if not ENGINE_CHECKS[k](v)] if k in grid else [fixed[k]]
                for k in COMBINED}

@@ -159,6 +159,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         record.true_values = task.true_values()
         for key, value in _train(task, spec["measure"], device, cost_only).items():
             setattr(record, key, value)
+        record.state_bytes = task.state_bytes or None
         if not cost_only:
             record.metrics = task.evaluate()
             record.alpha_learned = task.alpha_learned()

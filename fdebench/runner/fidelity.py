@@ -4,7 +4,14 @@ Both come from :meth:`fdebench.tasks.Task.gradient_probe` (the task's fixed prob
 initial weights):
 
 * ``direct`` of the same engine and configuration (``grad_rel_err``, ``grad_cosine``): what
-  the gradient mode itself changes.  ``None`` for ``direct``, the reference.
+  the gradient mode itself changes.  ``None`` for the reference itself.  The reference runs the
+  exact scheme (history ``auto``), so a run with ``history: soe`` (the compressed scheme, e.g.
+  ``revolve``) reads its distance from the exact scheme's gradient, of the order of
+  ``soe_tol``.  For an ``fdebench`` run whose probe does more than :data:`FINE_WORK_CAP`
+  work, direct's graph of every step would not fit (a 128 x 64 state at N = 25,600 is 0.8 GB
+  per stored trajectory, several per step's graph): the reference is then the exact
+  ``adjoint`` instead, equal to direct to rounding (``tests/test_engine_gradients.py``) in the
+  memory of one trajectory.  ``grad_reference`` says which.
 * a fine-step reference (``grad_rel_err_fine``), for every mode, ``direct`` included: ``direct``
   of the ``fdebench`` engine in float64 at a step :data:`FINE_FACTOR` times finer, same
   ``alpha`` and method (a ``torchdiffeq`` run's reference is fdebench's ``euler`` for
@@ -25,7 +32,7 @@ import torch
 
 from ..tasks import ENGINES, Task
 
-__all__ = ["FINE_FACTOR", "FINE_WORK_CAP", "fidelity", "fine_settings"]
+__all__ = ["FINE_FACTOR", "FINE_WORK_CAP", "fidelity", "fine_settings", "reference_mode"]
 
 #: the fine reference's step is the run's divided by this
 FINE_FACTOR = 8
@@ -43,11 +50,18 @@ def _relative(grad: torch.Tensor, reference: torch.Tensor) -> float:
     return difference / reference_norm if reference_norm else 0.0
 
 
+def reference_mode(config: dict[str, Any], work: int) -> str:
+    """The gradient mode of the same-step reference of a run with ``config`` whose probe did
+    ``work`` (state elements x steps): ``direct``, or ``adjoint`` for an ``fdebench`` run past
+    :data:`FINE_WORK_CAP`."""
+    return "adjoint" if config["engine"] == "fdebench" and work > FINE_WORK_CAP else "direct"
+
+
 def fine_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The gradient-probe overrides of the fine reference of a run with ``config``."""
     method = ENGINES[config["engine"]].reference_method(config["method"])
     return {"engine": "fdebench", "method": method, "dtype": torch.float64,
-            "step_size": config["step_size"] / FINE_FACTOR}
+            "step_size": config["step_size"] / FINE_FACTOR, "history": "auto"}
 
 
 def _fine(task: Task, config: dict[str, Any], grad: torch.Tensor,
@@ -78,15 +92,17 @@ COST_ONLY_SKIP = "cost-only run (measure.cost_only): no fine-step reference"
 
 def fidelity(task: Task, config: dict[str, Any], *, fine: bool = True) -> dict[str, Any]:
     """The run's gradient-fidelity fields of the record: ``grad_rel_err``, ``grad_cosine``
-    (against ``direct``; ``None`` for direct itself), ``grad_rel_err_fine``,
-    ``grad_fine_skipped`` and ``grad_fine_reference`` (against the fine reference; skipped
-    with :data:`COST_ONLY_SKIP` when not ``fine``)."""
+    and ``grad_reference`` (against :func:`reference_mode` with the exact history; ``None``
+    for the reference itself), ``grad_rel_err_fine``, ``grad_fine_skipped`` and
+    ``grad_fine_reference`` (against the fine reference; skipped with :data:`COST_ONLY_SKIP`
+    when not ``fine``)."""
     gradient = config["gradient"]
     grad = task.gradient_probe(gradient)
     work = task.probe_work
-    out: dict[str, Any] = {"grad_rel_err": None, "grad_cosine": None}
-    if gradient != "direct":
-        reference = task.gradient_probe("direct")
+    mode = reference_mode(config, work)
+    out: dict[str, Any] = {"grad_rel_err": None, "grad_cosine": None, "grad_reference": mode}
+    if gradient != mode or config.get("history", "auto") == "soe":
+        reference = task.gradient_probe(mode, history="auto")
         out["grad_rel_err"] = _relative(grad, reference)
         out["grad_cosine"] = torch.nn.functional.cosine_similarity(
             grad.to(reference.dtype), reference, dim=0).item()

@@ -41,12 +41,19 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "rtol": 1e-6,
     "atol": 1e-8,
     "learn_alpha": False,
+    # how the fractional schemes sum their history (fdebench engine; see fdebench.engine.fdeint):
+    # auto / fast / stepwise (the same sums), or soe, the compressed scheme (an approximation
+    # within soe_tol, the relative error of its sum of exponentials), which gradient revolve needs
+    # below alpha = 1
+    "history": "auto",
+    "soe_tol": 1e-8,
     # measure the cost only (no training to convergence, no evaluation): see
     # fdebench.runner.execute; a suite sets it for all its runs with measure.cost_only
     "cost_only": False,
 }
 #: the keys of :data:`ENGINE_DEFAULTS` that :class:`FDEBlock` takes
-BLOCK_KEYS = ("alpha", "method", "step_size", "gradient", "engine", "rtol", "atol", "learn_alpha")
+BLOCK_KEYS = ("alpha", "method", "step_size", "gradient", "engine", "rtol", "atol", "learn_alpha",
+              "history", "soe_tol")
 
 
 class NonFinite(RuntimeError):
@@ -68,8 +75,10 @@ class Step:
 class FDEBlock(nn.Module):
     """``y0 -> ys`` at ``t_eval`` with a run's engine settings (``engine``: a key of
     :data:`~fdebench.tasks.engines.ENGINES`, ``fdebench`` by default); counts the field's
-    evaluations (``nfe``, forward and backward passes alike, whichever engine calls them) and
-    the solves' work (``work``: state elements times solver steps of ``step_size``, summed).
+    evaluations (``nfe``, forward and backward passes alike, whichever engine calls them), the
+    solves' work (``work``: state elements times solver steps of ``step_size``, summed) and the
+    bytes of the last solve's state (``state_bytes``: ``|y|``, the trajectory floor's unit: a
+    gradient that stores the solution keeps ``(N + 1) |y|``).
 
     With ``learn_alpha`` the order is a trained parameter: ``alpha = sigmoid(alpha_logit)``,
     which keeps it in (0, 1) whatever the optimiser does, started at ``alpha`` (which must then
@@ -90,13 +99,16 @@ class FDEBlock(nn.Module):
     def __init__(self, field: nn.Module, t_eval: torch.Tensor, *, alpha: float, method: str,
                  step_size: float, gradient: str, engine: str = "fdebench",
                  rtol: float = ENGINE_DEFAULTS["rtol"],
-                 atol: float = ENGINE_DEFAULTS["atol"], learn_alpha: bool = False) -> None:
+                 atol: float = ENGINE_DEFAULTS["atol"], learn_alpha: bool = False,
+                 history: str = ENGINE_DEFAULTS["history"],
+                 soe_tol: float = ENGINE_DEFAULTS["soe_tol"]) -> None:
         super().__init__()
         self.field = field
         self.register_buffer("t_eval", t_eval, persistent=False)
         self.alpha, self.method, self.step_size, self.gradient = alpha, method, step_size, gradient
         self.engine, self.rtol, self.atol = engine, rtol, atol
-        self.nfe, self.work = 0, 0
+        self.history, self.soe_tol = history, soe_tol
+        self.nfe, self.work, self.state_bytes = 0, 0, 0
         self.alpha_logit: nn.Parameter | None = None
         if learn_alpha:
             if not 0 < alpha < 1:
@@ -117,10 +129,11 @@ class FDEBlock(nn.Module):
         t = self.t_eval if t_eval is None else t_eval
         span = float(t[-1] - t[0])  # the engines read t on the host anyway
         self.work += y0.numel() * math.ceil(span / self.step_size - 1e-5)  # float32 times
+        self.state_bytes = y0.numel() * y0.element_size()
         return ENGINES[self.engine].solve(
             self._counted, y0, t, alpha=self.order, method=self.method,
             step_size=self.step_size, gradient=self.gradient, rtol=self.rtol, atol=self.atol,
-            params=self.solve_params(),
+            params=self.solve_params(), history=self.history, soe_tol=self.soe_tol,
         )
 
     def solve_params(self) -> list[torch.Tensor]:
@@ -261,17 +274,23 @@ class Task:
         """Field evaluations so far, summed over the model's FDE blocks."""
         return sum(m.nfe for m in self.model.modules() if isinstance(m, FDEBlock))
 
+    @property
+    def state_bytes(self) -> int:
+        """The bytes of the FDE state ``|y|`` of the last solve, summed over the model's FDE
+        blocks (recorded as ``state_bytes``: the trajectory floor is ``(N + 1) |y|``)."""
+        return sum(m.state_bytes for m in self.model.modules() if isinstance(m, FDEBlock))
+
     def snapshot(self) -> None:
         """Remember the initial weights (the runner calls this right after :meth:`setup`)."""
         self._initial = copy.deepcopy(self.model).cpu()
 
     def gradient_probe(self, gradient: str, *, step_size: float | None = None,
                        dtype: torch.dtype | None = None, engine: str | None = None,
-                       method: str | None = None) -> torch.Tensor:
+                       method: str | None = None, history: str | None = None) -> torch.Tensor:
         """The parameter gradient of :meth:`probe_loss` at the initial weights under
         ``gradient``, flattened; in ``dtype`` (default: float64 when ``probe_float64``, else
         the model's), with the run's engine settings but for the overrides given (``step_size``,
-        ``engine``, ``method``: e.g. the fine-step reference of
+        ``engine``, ``method``, ``history``: e.g. the references of
         :mod:`fdebench.runner.fidelity`).  Sets :attr:`probe_work`, the FDE solves' work of
         this probe (state elements times solver steps, summed over the solves)."""
         model = copy.deepcopy(self._initial)
@@ -280,7 +299,7 @@ class Task:
             model = model.to(dtype)
         model = model.to(self.device)
         overrides = {"gradient": gradient, "step_size": step_size, "engine": engine,
-                     "method": method}
+                     "method": method, "history": history}
         blocks = [m for m in model.modules() if isinstance(m, FDEBlock)]
         for block in blocks:
             block.work = 0

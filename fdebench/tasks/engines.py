@@ -1,8 +1,10 @@
 """The solver engines an :class:`~fdebench.tasks.FDEBlock` can run on: ``ENGINES`` by name.
 
 * ``fdebench`` (the default): :func:`fdebench.engine.fdeint`, every Caputo order
-  ``0 < alpha <= 1``, its methods (``euler``, ``abm``, ``l1``, ``gl``, ``rk4``) and gradient
-  modes (``direct``, ``adjoint``, ``checkpoint``, ``continuous``, ``backsolve``, ``paper``).
+  ``0 < alpha <= 1``, its methods (``euler``, ``abm``, ``l1``, ``gl``, ``rk4``), gradient
+  modes (``direct``, ``adjoint``, ``checkpoint``, ``revolve``, ``continuous``, ``backsolve``,
+  ``paper``) and histories (``auto``, ``fast``, ``stepwise``, and ``soe``: the compressed
+  scheme, with ``soe_tol``).
 * ``torchdiffeq``: Chen et al.'s ``torchdiffeq`` (``alpha == 1`` only), its fixed-grid methods
   (solved on the run's ``step_size``) and adaptive ones (controlled by ``rtol`` / ``atol``),
   differentiated by ``direct`` (``torchdiffeq.odeint``: autograd through the solver) or
@@ -13,7 +15,7 @@
   gradient only: the direct implementation that arXiv:2503.16666 measured its adjoint against,
   with fdebench's discretisation (same solution and gradient as ``fdebench``'s ``direct``).
 
-Each engine says which combinations of method, gradient mode and order it cannot run
+Each engine says which combinations of method, gradient mode, order and history it cannot run
 (:meth:`Engine.incompatible`), naming the keys involved and the valid choices; the suite loader
 turns a fixed combination into a suite error and the grid expansion a combination that a grid
 produces into a listed skip (:func:`incompatible`).
@@ -27,7 +29,15 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..engine import GRADIENTS, METHODS, TEXTBOOK_METHODS, fdeint, textbook_fdeint
+from ..engine import (
+    COMPRESSED,
+    GRADIENTS,
+    HISTORIES,
+    METHODS,
+    TEXTBOOK_METHODS,
+    fdeint,
+    textbook_fdeint,
+)
 
 __all__ = [
     "ENGINES", "Engine", "FdebenchEngine", "Incompatible", "TextbookEngine", "TorchdiffeqEngine",
@@ -48,16 +58,19 @@ class Incompatible:
 
 
 class Engine:
-    """A solver engine: its methods and gradient modes, what it cannot run, and a solve."""
+    """A solver engine: its methods, gradient modes and histories, what it cannot run, and a
+    solve."""
 
     name: ClassVar[str]
     methods: ClassVar[tuple[str, ...]]
     gradients: ClassVar[tuple[str, ...]]
+    #: the values of the ``history`` key it runs (``auto`` alone: it has no choice)
+    histories: ClassVar[tuple[str, ...]] = ("auto",)
 
     def incompatible(self, method: str, gradient: str, alpha: float,
-                     learn_alpha: bool = False) -> Incompatible | None:
+                     learn_alpha: bool = False, history: str = "auto") -> Incompatible | None:
         """Why ``method`` with ``gradient`` at order ``alpha`` (a learnt order starting there
-        if ``learn_alpha``) cannot run here (``None``: it can)."""
+        if ``learn_alpha``) and ``history`` cannot run here (``None``: it can)."""
         if method not in self.methods:
             return Incompatible(("method", "engine"), (
                 f"method {method!r} is not a method of engine {self.name!r}; its methods: "
@@ -66,13 +79,23 @@ class Engine:
             return Incompatible(("gradient", "engine"), (
                 f"engine {self.name!r} has no gradient {gradient!r}; its gradients: "
                 f"{', '.join(sorted(self.gradients))}"))
-        return None
+        return self._history(history)
+
+    def _history(self, history: str) -> Incompatible | None:
+        """A history this engine has no choice of."""
+        if history in self.histories:
+            return None
+        return Incompatible(("history", "engine"), (
+            f"engine {self.name!r} has no history {history!r}; its histories: "
+            f"{', '.join(self.histories)} (for {history!r} use engine 'fdebench')"))
 
     def solve(self, func: Field, y0: torch.Tensor, t: torch.Tensor, *, alpha: float,
               method: str, step_size: float, gradient: str, rtol: float, atol: float,
-              params: Sequence[torch.Tensor]) -> torch.Tensor:
+              params: Sequence[torch.Tensor], history: str = "auto",
+              soe_tol: float = 1e-8) -> torch.Tensor:
         """``ys`` at the times ``t`` (``ys[0] == y0``), differentiable in ``y0`` and
-        ``params`` by ``gradient``."""
+        ``params`` by ``gradient``; ``history`` and ``soe_tol`` as in
+        :func:`fdebench.engine.fdeint` (only ``auto`` where :attr:`histories` says so)."""
         raise NotImplementedError
 
     def reference_method(self, method: str) -> str:
@@ -81,13 +104,13 @@ class Engine:
         raise NotImplementedError
 
 
-def _reason(mode, method: str, alpha: float) -> str | None:
-    """Why ``mode`` cannot differentiate ``method`` at ``alpha`` with the history ``fdeint``
-    runs here (``auto``; below alpha = 1 ``revolve`` needs ``soe``, which suites cannot ask
-    for yet)."""
+def _reason(mode, method: str, alpha: float, history: str) -> str | None:
+    """Why ``mode`` cannot differentiate ``method`` at ``alpha`` with ``history`` (below
+    alpha = 1 ``revolve`` needs ``soe`` and ``adjoint`` refuses it; at alpha = 1 there is no
+    history and every history runs the classical scheme)."""
     reason = mode.check(method, alpha)
     if reason is None and alpha != 1:
-        reason = mode.check_history("auto")
+        reason = mode.check_history(history)
     return reason
 
 
@@ -97,33 +120,52 @@ class FdebenchEngine(Engine):
     name = "fdebench"
     methods = tuple(METHODS)
     gradients = tuple(GRADIENTS)
+    histories = HISTORIES
 
     def incompatible(self, method: str, gradient: str, alpha: float,
-                     learn_alpha: bool = False) -> Incompatible | None:
+                     learn_alpha: bool = False, history: str = "auto") -> Incompatible | None:
         """Besides an unknown method or mode: a classical method (``rk4``) needs ``alpha ==
         1``, and each gradient mode's own ``check(method, alpha)`` (e.g. ``backsolve``: alpha
-        = 1 only), with the modes that can; a learnt order needs a fractional method, a mode
-        that differentiates it (``check_order``) and a start below 1."""
-        if problem := super().incompatible(method, gradient, alpha):
+        = 1 only) and, below alpha = 1, ``check_history(history)`` (``revolve`` needs ``soe``,
+        ``adjoint`` and the approximate adjoints refuse it), with the modes that can;
+        ``history: soe`` needs a method with a compressed form (not ``gl``); a learnt order
+        needs a fractional method, a mode that differentiates it (``check_order``), a start
+        below 1 and an uncompressed history."""
+        if problem := super().incompatible(method, gradient, alpha, history=history):
             return problem
-        if learn_alpha and (problem := self._learnable(method, gradient, alpha)):
+        if learn_alpha and (problem := self._learnable(method, gradient, alpha, history)):
             return problem
         if METHODS[method][0] is None and alpha != 1:
             usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
             return Incompatible(("method", "alpha"), (
                 f"method {method!r} solves classical ODEs only (alpha == 1), got alpha={alpha}; "
                 f"for alpha < 1 use one of: {', '.join(usable)}"))
-        reason = _reason(GRADIENTS[gradient], method, float(alpha))
+        if history == "soe" and alpha != 1 and method not in COMPRESSED:
+            return Incompatible(("history", "method"), (
+                f"history 'soe' has no compressed form of method {method!r} (its weights are "
+                f"not the integrals of a kernel); with history 'soe' use one of: "
+                f"{', '.join(sorted(COMPRESSED))}"))
+        return self._mode(method, gradient, float(alpha), history)
+
+    @staticmethod
+    def _mode(method: str, gradient: str, alpha: float, history: str) -> Incompatible | None:
+        """The gradient mode's own checks, with the modes that pass them."""
+        reason = _reason(GRADIENTS[gradient], method, alpha, history)
         if reason is None:
             return None
         usable = sorted(g for g, mode in GRADIENTS.items()
-                        if _reason(mode, method, float(alpha)) is None)
+                        if _reason(mode, method, alpha, history) is None)
+        if GRADIENTS[gradient].check(method, alpha) is None:  # the history is the problem
+            return Incompatible(("gradient", "history", "alpha"), (
+                f"gradient {gradient!r} {reason}; with history {history!r} for method "
+                f"{method!r} at alpha={alpha} use one of: {', '.join(usable)}"))
         return Incompatible(("gradient", "method", "alpha"), (
             f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
             f"of: {', '.join(usable)}"))
 
     @staticmethod
-    def _learnable(method: str, gradient: str, alpha: float) -> Incompatible | None:
+    def _learnable(method: str, gradient: str, alpha: float,
+                   history: str) -> Incompatible | None:
         if METHODS[method][0] is None:
             usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
             return Incompatible(("method", "learn_alpha"), (
@@ -138,11 +180,16 @@ class FdebenchEngine(Engine):
             return Incompatible(("alpha", "learn_alpha"), (
                 f"learn_alpha starts the order at alpha and keeps it in (0, 1) (alpha = "
                 f"sigmoid(logit)), so alpha must be below 1, got alpha={alpha}"))
+        if history == "soe":
+            return Incompatible(("history", "learn_alpha"), (
+                "history 'soe' is not differentiable in alpha (its sum of exponentials is "
+                "fitted per order); with learn_alpha use history auto, fast or stepwise"))
         return None
 
-    def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params):
+    def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params,
+              history="auto", soe_tol=1e-8):
         return fdeint(func, y0, t, alpha=alpha, method=method, step_size=step_size,
-                      gradient=gradient, params=params)
+                      gradient=gradient, params=params, history=history, soe_tol=soe_tol)
 
     def reference_method(self, method: str) -> str:
         """The same method (the reference differs in step and precision only)."""
@@ -169,9 +216,10 @@ class TorchdiffeqEngine(Engine):
     gradients = ("direct", "backsolve")
 
     def incompatible(self, method: str, gradient: str, alpha: float,
-                     learn_alpha: bool = False) -> Incompatible | None:
-        """Besides a method or mode torchdiffeq lacks: any ``alpha < 1`` or a learnt order."""
-        if problem := super().incompatible(method, gradient, alpha):
+                     learn_alpha: bool = False, history: str = "auto") -> Incompatible | None:
+        """Besides a method, mode or history torchdiffeq lacks: any ``alpha < 1`` or a learnt
+        order."""
+        if problem := super().incompatible(method, gradient, alpha, history=history):
             return problem
         if learn_alpha:
             return Incompatible(("engine", "learn_alpha"), (
@@ -183,7 +231,8 @@ class TorchdiffeqEngine(Engine):
                 f"alpha={alpha}; for alpha < 1 use engine 'fdebench'"))
         return None
 
-    def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params):
+    def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params,
+              history="auto", soe_tol=1e-8):
         # imported here: its import (scipy's integrators) takes 1.5 s, which every run of the
         # other engine would pay in its fresh process
         import torchdiffeq
@@ -214,8 +263,9 @@ class TextbookEngine(Engine):
     gradients = ("direct",)
 
     def incompatible(self, method: str, gradient: str, alpha: float,
-                     learn_alpha: bool = False) -> Incompatible | None:
-        """Besides a method it lacks: any gradient but ``direct``, and a learnt order."""
+                     learn_alpha: bool = False, history: str = "auto") -> Incompatible | None:
+        """Besides a method it lacks: any gradient but ``direct``, a learnt order, and any
+        history but ``auto``."""
         if method not in self.methods:
             return super().incompatible(method, gradient, alpha)
         if gradient not in self.gradients:
@@ -226,9 +276,10 @@ class TextbookEngine(Engine):
             return Incompatible(("engine", "learn_alpha"), (
                 "engine 'textbook' has no learnable order (its weights are floats); with "
                 "learn_alpha use engine 'fdebench'"))
-        return None
+        return self._history(history)
 
-    def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params):
+    def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params,
+              history="auto", soe_tol=1e-8):
         return textbook_fdeint(func, y0, t, alpha=alpha, method=method, step_size=step_size)
 
     def reference_method(self, method: str) -> str:
@@ -250,7 +301,8 @@ def all_methods() -> set[str]:
 
 def incompatible(config: dict[str, Any]) -> Incompatible | None:
     """Why the engine settings of a resolved ``config`` (``engine``, ``method``, ``gradient``,
-    ``alpha``, ``learn_alpha``) cannot run together (``None``: they can)."""
+    ``alpha``, ``learn_alpha``, ``history``) cannot run together (``None``: they can)."""
     engine = ENGINES[config["engine"]]
     return engine.incompatible(config["method"], config["gradient"], float(config["alpha"]),
-                               bool(config.get("learn_alpha", False)))
+                               bool(config.get("learn_alpha", False)),
+                               config.get("history", "auto"))

@@ -7,7 +7,7 @@ becomes ``K`` modes with one-step recurrences and the state at step ``n`` is ``(
 *approximation* of the scheme (the fast methods of Jiang, Zhang, Zhang & Zhang 2017, Commun.
 Comput. Phys. 21:650-678, for L1, and of McLean 2018, arXiv:1606.00123, and Baffet 2019,
 arXiv:1801.06095, for product integration): each history weight moves by a relative ``tol`` at
-most, the newest one is exact, and the solution moves by ``O(tol)`` (measured in SOE_NOTES.md
+most, the newest one is exact, and the solution moves by ``O(tol)`` (measured in docs/soe.md
 and bounded in ``tests/test_engine_soe.py``).  The order of the scheme is unchanged while its
 error exceeds that.
 
