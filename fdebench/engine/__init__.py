@@ -7,12 +7,13 @@ Depends on torch and numpy only; imports nothing else from fdebench.
 
 from .gradients import GRADIENTS
 from .history import HISTORIES
-from .schemes import METHODS
+from .rules import Refusal, refusal
+from .schemes import METHODS, Method
 from .solve import fdeint
 from .special import mittag_leffler
 from .textbook import TEXTBOOK_METHODS, textbook_fdeint
 
 __all__ = [
-    "GRADIENTS", "HISTORIES", "METHODS", "TEXTBOOK_METHODS", "fdeint", "mittag_leffler",
-    "textbook_fdeint",
+    "GRADIENTS", "HISTORIES", "METHODS", "TEXTBOOK_METHODS", "Method", "Refusal", "fdeint",
+    "mittag_leffler", "refusal", "textbook_fdeint",
 ]

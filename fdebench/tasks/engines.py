@@ -108,8 +108,8 @@ class FdebenchEngine(Engine):
             return problem
         if learn_alpha and (problem := self._learnable(method, gradient, alpha)):
             return problem
-        if METHODS[method][0] is None and alpha != 1:
-            usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
+        if METHODS[method].fractional is None and alpha != 1:
+            usable = sorted(m for m, entry in METHODS.items() if entry.fractional is not None)
             return Incompatible(("method", "alpha"), (
                 f"method {method!r} solves classical ODEs only (alpha == 1), got alpha={alpha}; "
                 f"for alpha < 1 use one of: {', '.join(usable)}"))
@@ -124,8 +124,8 @@ class FdebenchEngine(Engine):
 
     @staticmethod
     def _learnable(method: str, gradient: str, alpha: float) -> Incompatible | None:
-        if METHODS[method][0] is None:
-            usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
+        if METHODS[method].fractional is None:
+            usable = sorted(m for m, entry in METHODS.items() if entry.fractional is not None)
             return Incompatible(("method", "learn_alpha"), (
                 f"method {method!r} has no order to learn; with learn_alpha use one of: "
                 f"{', '.join(usable)}"))

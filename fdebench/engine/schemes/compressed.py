@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..mode import GradientMode
     from .base import Field
 
-__all__ = ["COMPRESSED", "Compressed", "CompressedABM", "CompressedEuler", "CompressedL1"]
+__all__ = ["Compressed", "CompressedABM", "CompressedEuler", "CompressedL1"]
 
 State = tuple[torch.Tensor, torch.Tensor]
 Run = Callable[..., tuple[torch.Tensor, ...]]  # GradientMode.record's signature
@@ -316,10 +316,3 @@ def _call(key: int, fn: Callable[..., tuple[torch.Tensor, ...]],
           *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return fn(key, *inputs)
 
-
-#: method -> its compressed scheme (``gl`` has none: its weights are not a kernel's integrals)
-COMPRESSED: dict[str, type[Compressed]] = {
-    "euler": CompressedEuler,
-    "abm": CompressedABM,
-    "l1": CompressedL1,
-}
