@@ -72,10 +72,14 @@ class Compressed(Scheme):
 
     def __init__(self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float,
                  mode: GradientMode, history: str = "soe", learn_order: bool = False,
-                 tol: float = 1e-8) -> None:
-        super().__init__(field, y0, grid, alpha, mode, history, learn_order)
+                 tol: float = 1e-8, *, host_times: bool = False) -> None:
+        super().__init__(field, y0, grid, alpha, mode, history, learn_order,
+                         host_times=host_times)
         self.tol = tol
         self.soe: SOE | None = None
+
+    def _options(self) -> dict[str, float]:
+        return {"tol": self.tol}
 
     # ---- the SOE and its step integrals ------------------------------------------------------
     def kernel_soe(self, order: float) -> SOE:
