@@ -69,9 +69,13 @@ def test_every_refusal_names_its_keys_and_the_valid_choices(args, keys, reason):
 
 
 def test_a_mode_refusal_lists_the_modes_that_work():
+    # the modes that run with the other arguments as given: revolve needs history soe
     assert refusal("euler", "backsolve", 0.5).reason.endswith(
         "; for method 'euler' at alpha=0.5 use one of: adjoint, checkpoint, continuous, direct, "
-        "paper, revolve")
+        "paper")
+    assert refusal("euler", "backsolve", 0.5, "soe").reason.endswith(
+        "; for method 'euler' at alpha=0.5 use one of: checkpoint, direct, revolve")
+    assert refusal("rk4", "revolve", 1.0, "soe") is None
     assert refusal("euler", "revolve", 0.5, "stepwise").reason.endswith(
         "; with history 'stepwise' use one of: adjoint, checkpoint, continuous, direct, paper")
     assert refusal("euler", "adjoint", 0.5, "soe").reason.endswith(

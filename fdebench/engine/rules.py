@@ -4,7 +4,7 @@ One function, :func:`refusal`, decides it: :func:`~fdebench.engine.fdeint` raise
 as a ``ValueError``, and the harness (``fdebench.tasks``) turns it into a suite error or a
 listed skip.  Each gradient mode states its own limits (``check``, ``check_history``,
 ``check_order`` in :mod:`fdebench.engine.mode`); this module asks them, in a fixed order, and
-words the answer with the choices that would work.
+words the answer with the choices that work with the other arguments as given.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def refusal(method: str, gradient: str, alpha: float, history: str = "auto",
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha <= 1:
         return Refusal(("alpha",), f"alpha must be a number in (0, 1], got {alpha!r}")
     return (_unknown(method, gradient, history)
-            or _method_and_gradient(method, gradient, alpha)
+            or _method_and_gradient(method, gradient, alpha, history)
             or (_history(method, gradient, float(alpha), history) if alpha != 1 else None)
             or (_learnable(method, gradient, history) if learnable else None))
 
@@ -68,7 +68,15 @@ def _fractional_methods() -> list[str]:
     return sorted(name for name, m in METHODS.items() if m.fractional is not None)
 
 
-def _method_and_gradient(method: str, gradient: str, alpha: float) -> Refusal | None:
+def _usable_modes(method: str, alpha: float, history: str) -> list[str]:
+    """The gradient modes that differentiate ``method`` at ``alpha`` with ``history``."""
+    return sorted(name for name, mode in GRADIENTS.items()
+                  if mode.check(method, alpha) is None
+                  and (alpha == 1 or mode.check_history(history) is None))
+
+
+def _method_and_gradient(method: str, gradient: str, alpha: float,
+                         history: str) -> Refusal | None:
     """A classical-only method below 1; the gradient mode's own check of method and order."""
     if METHODS[method].fractional is None and alpha != 1:
         return Refusal(("method", "alpha"), (
@@ -77,8 +85,7 @@ def _method_and_gradient(method: str, gradient: str, alpha: float) -> Refusal | 
     reason = GRADIENTS[gradient].check(method, float(alpha))
     if reason is None:
         return None
-    usable = sorted(name for name, mode in GRADIENTS.items()
-                    if mode.check(method, float(alpha)) is None)
+    usable = _usable_modes(method, float(alpha), history)
     return Refusal(("gradient", "method", "alpha"), (
         f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
         f"of: {', '.join(usable)}"))
@@ -95,8 +102,7 @@ def _history(method: str, gradient: str, alpha: float, history: str) -> Refusal 
     reason = GRADIENTS[gradient].check_history(history)
     if reason is None:
         return None
-    usable = sorted(name for name, mode in GRADIENTS.items()
-                    if mode.check_history(history) is None and mode.check(method, alpha) is None)
+    usable = _usable_modes(method, alpha, history)
     return Refusal(("gradient", "history"), (
         f"gradient {gradient!r} {reason}; with history {history!r} use one of: "
         f"{', '.join(usable)}"))
