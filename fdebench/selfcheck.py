@@ -27,8 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .engine import GRADIENTS, METHODS, fdeint, mittag_leffler
-from .engine.schemes import COMPRESSED
+from .engine import GRADIENTS, METHODS, fdeint, mittag_leffler, refusal
 
 __all__ = ["CheckRow", "check_passed", "expected_order", "format_rows", "run_check"]
 
@@ -125,14 +124,12 @@ def _gradient(method: str, alpha: float, gradient: str, n_steps: int, device: to
 
 
 def _usable(method: str, alpha: float, gradient: str, history: str) -> bool:
-    mode = GRADIENTS[gradient]
-    return mode.check(method, alpha) is None and (
-        alpha == 1 or mode.check_history(history) is None)
+    return refusal(method, gradient, alpha, history) is None
 
 
 def _histories(method: str, alpha: float) -> tuple[str, ...]:
     """``auto``, and ``soe`` where the method has a compressed form."""
-    return ("auto", "soe") if alpha < 1 and method in COMPRESSED else ("auto",)
+    return ("auto", "soe") if alpha < 1 and METHODS[method].compressed is not None else ("auto",)
 
 
 def run_check(alphas: tuple[float, ...] = (0.5, 1.0), n_steps: int = 100,
@@ -141,8 +138,8 @@ def run_check(alphas: tuple[float, ...] = (0.5, 1.0), n_steps: int = 100,
     device = torch.device(device)
     rows = []
     for alpha in alphas:
-        for method, (fractional, _) in METHODS.items():
-            if fractional is None and alpha != 1:
+        for method, entry in METHODS.items():
+            if entry.fractional is None and alpha != 1:
                 continue
             for history in _histories(method, alpha):
                 rows += _rows(method, alpha, history, n_steps, device)

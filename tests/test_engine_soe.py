@@ -250,8 +250,8 @@ def test_alpha_one_runs_the_classical_scheme():
         ({"method": "gl", "history": "soe"},
          r"history 'soe' has no compressed form of method 'gl' .*use one of: abm, euler, l1"),
         ({"gradient": "adjoint", "history": "soe"},
-         r"gradient 'adjoint' .*'revolve'; with history 'soe' use one of: checkpoint, direct, "
-         r"revolve$"),
+         r"gradient 'adjoint' .*'revolve'; with history 'soe' for method 'euler' at "
+         r"alpha=0.5 use one of: checkpoint, direct, revolve$"),
         ({"gradient": "continuous", "history": "soe"},
          r"gradient 'continuous' approximates .*use one of: checkpoint, direct, revolve$"),
         ({"gradient": "revolve"}, r"gradient 'revolve' needs history 'soe'.*use one of: "

@@ -107,7 +107,7 @@ REFUSED_HISTORIES = [
      "with history 'soe' for method 'abm' at alpha=0.5 use one of: checkpoint, direct, revolve"),
     ("fdebench", "l1", "paper", 0.5, "soe", ("gradient", "history", "alpha"),
      "use one of: checkpoint, direct, revolve"),
-    ("fdebench", "gl", "direct", 0.5, "soe", ("history", "method"),
+    ("fdebench", "gl", "direct", 0.5, "soe", ("history", "method", "alpha"),
      "with history 'soe' use one of: abm, euler, l1"),
     ("torchdiffeq", "euler", "direct", 1.0, "fast", ("history", "engine"),
      "engine 'torchdiffeq' has no history 'fast'; its histories: auto (for 'fast' use engine "

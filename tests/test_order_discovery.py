@@ -120,13 +120,13 @@ def test_image_and_node_tasks_train_their_order(task, config):
 
 @pytest.mark.parametrize(("entry", "message"), [
     ("    learn_alpha: true\n    gradient: continuous\n",
-     r"tasks\[0\]\.gradient: gradient 'continuous' .*; with learn_alpha use one of: adjoint, "
-     r"checkpoint, direct$"),
+     r"tasks\[0\]\.gradient: gradient 'continuous' .*; for a learnable alpha .*use one of: "
+     r"adjoint, checkpoint, direct, or pass alpha as a float$"),
     ("    learn_alpha: true\n    alpha: 1.0\n",
      r"tasks\[0\]\.alpha: learn_alpha starts the order at alpha .* got alpha=1.0$"),
     ("    learn_alpha: true\n    alpha: 1.0\n    method: rk4\n",
-     r"tasks\[0\]\.method: method 'rk4' has no order to learn; with learn_alpha use one of: "
-     r"abm, euler, gl, l1$"),
+     r"tasks\[0\]\.method: method 'rk4' has no order to learn .*; for a learnable alpha use "
+     r"one of: abm, euler, gl, l1$"),
     ("    learn_alpha: true\n    alpha: 1.0\n    engine: torchdiffeq\n",
      r"tasks\[0\]\.engine: engine 'torchdiffeq' has no order to learn"),
     ("    learn_alpha: yes please\n", r"tasks\[0\]\.learn_alpha: must be true or false"),
@@ -150,8 +150,9 @@ tasks:
     skips = {r.config["gradient"]: r.skip for r in expand(load_suite(write(tmp_path, text)),
                                                           "cpu")}
     assert skips["direct"] is None and skips["adjoint"] is None
-    assert "with learn_alpha use one of: adjoint, checkpoint, direct" in skips["paper"]
-    assert "with learn_alpha use one of" in skips["continuous"]
+    assert "for a learnable alpha" in skips["paper"]
+    assert "use one of: adjoint, checkpoint, direct" in skips["paper"]
+    assert "for a learnable alpha" in skips["continuous"]
 
 
 def test_the_order_discovery_suite_runs_every_exact_mode():

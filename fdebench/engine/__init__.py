@@ -8,13 +8,14 @@ Depends on torch and numpy only; imports nothing else from fdebench.
 
 from .gradients import GRADIENTS
 from .history import HISTORIES
-from .schemes import COMPRESSED, METHODS
+from .rules import Refusal, refusal
+from .schemes import METHODS, Method
 from .soe import TOLERANCES as SOE_TOLERANCES
 from .solve import fdeint
 from .special import mittag_leffler
 from .textbook import TEXTBOOK_METHODS, textbook_fdeint
 
 __all__ = [
-    "COMPRESSED", "GRADIENTS", "HISTORIES", "METHODS", "SOE_TOLERANCES", "TEXTBOOK_METHODS",
-    "fdeint", "mittag_leffler", "textbook_fdeint",
+    "GRADIENTS", "HISTORIES", "METHODS", "SOE_TOLERANCES", "TEXTBOOK_METHODS", "Method",
+    "Refusal", "fdeint", "mittag_leffler", "refusal", "textbook_fdeint",
 ]

@@ -38,7 +38,7 @@ from .mode import GradientMode, LocalFn
 from .revolve import Schedule, checkpoints_for
 
 if TYPE_CHECKING:
-    from .schemes.base import Scheme
+    from .mode import SolveView, State, Steps
 
 __all__ = ["GRADIENTS", "AdjointMode", "CheckpointMode", "DirectMode", "GradientMode",
            "RevolveMode"]
@@ -97,8 +97,8 @@ class RevolveMode(GradientMode):
                     "every earlier value, so checkpoints would save nothing")
         return None
 
-    def start(self, scheme: Scheme) -> None:
-        n = scheme.n
+    def start(self, view: SolveView) -> None:
+        n = view.n
         count = checkpoints_for(n, self.max_reps) if self.checkpoints is None else self.checkpoints
         self.schedule = Schedule(n, count)
         self._stored = set(self.schedule.forward)
@@ -111,18 +111,18 @@ class RevolveMode(GradientMode):
         if n == self.schedule.n_steps - 1:
             self._last = state
 
-    def replay(self, scheme: Scheme) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
+    def replay(self, steps: Steps) -> Iterator[tuple[int, State]]:
         slots = self._slots
         current = (self.schedule.n_steps - 1, self._last)
         self._last = None
         for action in self.schedule.backward():
             kind, n = action[0], action[1]
             if kind == "restore":
-                current = (n, slots[n] if n else scheme.initial_state())
+                current = (n, slots[n] if n else steps.initial_state())
             elif kind == "advance":
                 state = current[1]
                 for j in range(n, action[2]):
-                    state = scheme.advance(j, state)
+                    state = steps.advance(j, state)
                 current = (action[2], state)
             elif kind == "store":
                 slots[n] = current[1]

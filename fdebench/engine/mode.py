@@ -10,22 +10,106 @@ A gradient mode is chosen by name (``fdeint(..., gradient=...)``, see ``GRADIENT
   scheme shows them every grid value during the forward solve (:meth:`GradientMode.keep`),
   frees its own buffers, and hands them the output cotangents; they solve an adjoint problem of
   their own, evaluating the field's VJPs through :meth:`GradientMode.linearize`.
+
+A mode sees the solve through :class:`SolveView`, the read-only part of a scheme it may use
+(and :class:`Steps`, the step interface of a scheme that restarts from a state), never the
+scheme itself: this module depends on no scheme, and the schemes satisfy these protocols.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
 if TYPE_CHECKING:
-    from .schemes.base import Scheme
+    from .grid import Grid
+    from .history import History
 
-__all__ = ["FieldVJP", "GradientMode"]
+__all__ = ["FieldVJP", "GradientMode", "SolveView", "Solver", "Steps"]
 
 LocalFn = Callable[..., tuple[torch.Tensor, ...]]
 Grads = list[torch.Tensor | None]
+#: a vector field on flat states, ``(t, y) -> f(t, y)``
+FlatField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+State = tuple[torch.Tensor, ...]
+
+
+@runtime_checkable
+class Steps(Protocol):
+    """A solve with a step interface (the one-step and the compressed schemes): its state
+    before step 0 and one step from any state, so that it can restart from a stored state."""
+
+    @property
+    def n(self) -> int:
+        """The number of steps."""
+
+    def initial_state(self) -> State:
+        """The state before step 0 (``(y0,)``, or ``(y0, G^0)`` for a compressed history)."""
+
+    def advance(self, n: int, state: State) -> State:
+        """Step ``n`` from ``state``, without a graph."""
+
+
+@runtime_checkable
+class Solver(Protocol):
+    """A solve a mode builds for a problem of its own (:meth:`SolveView.solver`)."""
+
+    def solve(self) -> torch.Tensor:
+        """Run it; the states at its grid's output times, ``(len(outputs), numel)``."""
+
+
+@runtime_checkable
+class SolveView(Protocol):
+    """What a gradient mode reads of the solve it differentiates (:meth:`GradientMode.start`,
+    :meth:`GradientMode.backward`): read-only, and nothing of the scheme's own buffers."""
+
+    @property
+    def grid(self) -> Grid:
+        """The uniform grid and where the outputs sit on it."""
+
+    @property
+    def n(self) -> int:
+        """The number of steps, ``grid.n_steps``."""
+
+    @property
+    def times(self) -> torch.Tensor:
+        """The grid times ``t_0 .. t_N`` (the state's dtype and device)."""
+
+    @property
+    def alpha(self) -> float:
+        """The order."""
+
+    @property
+    def y0(self) -> torch.Tensor:
+        """The initial state, flat and detached (its dtype and device are the solve's)."""
+
+    @property
+    def field(self) -> FlatField:
+        """The vector field on flat states."""
+
+    @property
+    def output_cotangents(self) -> torch.Tensor:
+        """The cotangents of the outputs, ``(len(t), numel)``, during the backward pass."""
+
+    def loss_cotangent(self, j: int) -> torch.Tensor | None:
+        """The cotangent that the loss sends to ``y_j`` (``None`` if no output uses ``y_j``)."""
+
+    def buffer(self) -> torch.Tensor:
+        """A new ``(N + 1, numel)`` tensor (uninitialised), e.g. for the trajectory."""
+
+    def future(self, terms: Sequence[tuple[torch.Tensor, torch.Tensor]], targets: range, *,
+               scratch: bool = False, share: float = 1.0) -> History:
+        """The adjoint history sums with the solve's own algorithm (see
+        :meth:`fdebench.engine.schemes.base.Scheme.future`)."""
+
+    def solver(self, func: FlatField, y0: torch.Tensor, grid: Grid, mode: GradientMode, *,
+               host_times: bool = False) -> Solver:
+        """A fresh solve of ``func`` from ``y0`` (flat) on ``grid`` by the same method, order
+        and history, differentiated by ``mode``.  ``host_times``: its times in float64 on the
+        CPU (for a field that reads ``t`` as a number: no device synchronisation).  At
+        ``alpha == 1`` it is a one-step scheme, which is also :class:`Steps`."""
 
 
 class GradientMode:
@@ -63,8 +147,8 @@ class GradientMode:
         return None
 
     # ---- forward pass ----------------------------------------------------------------------
-    def start(self, scheme: Scheme) -> None:
-        """Called before every forward solve of ``scheme``."""
+    def start(self, view: SolveView) -> None:
+        """Called before every forward solve."""
 
     def keep(self, j: int, y: torch.Tensor) -> None:
         """Called with every grid value ``y_j``, ``j = 0..n_steps``, during the forward solve."""
@@ -79,15 +163,15 @@ class GradientMode:
         state before every step ``n`` of the forward solve (never modified later)."""
 
     # ---- backward pass ---------------------------------------------------------------------
-    def backward(self, scheme: Scheme) -> torch.Tensor:
-        """The cotangent of ``y0`` (flat) from ``scheme.output_cotangents`` (modes that
+    def backward(self, view: SolveView) -> torch.Tensor:
+        """The cotangent of ``y0`` (flat) from ``view.output_cotangents`` (modes that
         :attr:`owns_backward`); the parameter cotangents go to :attr:`param_grads`."""
         raise NotImplementedError(f"gradient mode {self.name!r} does not own the backward pass")
 
-    def replay(self, scheme: Scheme) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
+    def replay(self, steps: Steps) -> Iterator[tuple[int, State]]:
         """``(n, state_n)`` for ``n = N - 1 .. 0``: the states of a scheme with a step
-        interface (compressed and one-step schemes: ``initial_state``, ``advance``) for its
-        backward pass (modes that :attr:`replays`)."""
+        interface (compressed and one-step schemes) for its backward pass (modes that
+        :attr:`replays`)."""
         raise NotImplementedError(f"gradient mode {self.name!r} does not replay states")
 
     def vjp(

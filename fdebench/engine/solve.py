@@ -10,8 +10,9 @@ from torch import nn
 
 from .gradients import GRADIENTS, AdjointMode, GradientMode
 from .grid import make_grid
-from .history import HISTORIES, choose
-from .schemes import COMPRESSED, METHODS, Compressed, Field, Scheme, scheme_for
+from .history import choose
+from .rules import refusal
+from .schemes import METHODS, Compressed, Field, Scheme
 from .soe import TOLERANCES
 
 __all__ = ["fdeint"]
@@ -130,15 +131,11 @@ def fdeint(
     return ys.view(len(grid.out_index), *y0.shape)
 
 
-def _order_modes() -> list[str]:
-    """The gradient modes that differentiate with respect to a learnable alpha."""
-    return sorted(name for name, mode in GRADIENTS.items() if mode.check_order() is None)
-
-
 def _check_inputs(
     func, y0, alpha, method, gradient, history, learnable=False
 ) -> tuple[type[Scheme], type[GradientMode]]:
-    """Validate everything once; return the scheme and gradient-mode classes."""
+    """Validate everything once (the combination: :func:`~fdebench.engine.rules.refusal`);
+    return the scheme and gradient-mode classes."""
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__}")
     if not isinstance(y0, torch.Tensor) or y0.dtype not in (torch.float32, torch.float64):
@@ -151,59 +148,14 @@ def _check_inputs(
         )
     if isinstance(alpha, torch.Tensor) and alpha.numel() == 1:
         alpha = alpha.item()
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha <= 1:
-        raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
-    if gradient not in GRADIENTS:
-        raise ValueError(
-            f"unknown gradient {gradient!r}; valid gradients: {', '.join(sorted(GRADIENTS))}"
-        )
-    if not isinstance(history, str) or history not in HISTORIES:
-        raise ValueError(f"unknown history {history!r}; valid values: {', '.join(HISTORIES)}")
-    if METHODS[method][0] is None and alpha != 1:
-        usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
-        raise ValueError(
-            f"method {method!r} solves classical ODEs only (alpha == 1), got alpha={alpha}; "
-            f"for alpha < 1 use one of: {', '.join(usable)}"
-        )
-    reason = GRADIENTS[gradient].check(method, float(alpha))
-    if reason is not None:
-        usable = sorted(name for name, mode in GRADIENTS.items()
-                        if mode.check(method, float(alpha)) is None)
-        raise ValueError(
-            f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
-            f"of: {', '.join(usable)}"
-        )
-    _check_history(method, float(alpha), gradient, history)
-    if learnable:
-        _check_learnable(method, gradient, history)
-    return scheme_for(method, float(alpha), learnable, history), GRADIENTS[gradient]
-
-
-def _check_history(method: str, alpha: float, gradient: str, history: str) -> None:
-    """``soe`` compresses the product-integration and L1 kernels; a mode may refuse a history.
-    At ``alpha == 1`` every history runs the classical scheme (there is no history)."""
-    if alpha == 1:
-        return
-    if history == "soe" and method not in COMPRESSED:
-        raise ValueError(
-            f"history 'soe' has no compressed form of method {method!r} (its weights are not "
-            f"the integrals of a kernel); use one of: {', '.join(sorted(COMPRESSED))}"
-        )
-    reason = GRADIENTS[gradient].check_history(history)
-    if reason is not None:
-        usable = sorted(name for name, mode in GRADIENTS.items()
-                        if mode.check_history(history) is None
-                        and mode.check(method, alpha) is None)
-        raise ValueError(
-            f"gradient {gradient!r} {reason}; with history {history!r} use one of: "
-            f"{', '.join(usable)}"
-        )
+    if (problem := refusal(method, gradient, alpha, history, learnable)) is not None:
+        raise ValueError(problem.reason)
+    return METHODS[method].scheme(float(alpha), learnable, history), GRADIENTS[gradient]
 
 
 def _check_options(gradient: str, history: str, soe_tol: float,
                    revolve_checkpoints: int | None) -> None:
+    """The values of the options of one history and one gradient mode."""
     low, high = TOLERANCES
     if (isinstance(soe_tol, bool) or not isinstance(soe_tol, numbers.Real)
             or not low <= soe_tol <= high):
@@ -218,29 +170,6 @@ def _check_options(gradient: str, history: str, soe_tol: float,
             or revolve_checkpoints < 0):
         raise ValueError(
             f"revolve_checkpoints must be None or an integer >= 0, got {revolve_checkpoints!r}"
-        )
-
-
-def _check_learnable(method: str, gradient: str, history: str) -> None:
-    """A learnable alpha needs a fractional scheme, a mode that differentiates the order and
-    an uncompressed history."""
-    if history == "soe":
-        raise ValueError(
-            "history 'soe' is not differentiable in alpha (its sum of exponentials is fitted per "
-            "order); for a learnable alpha use history auto, fast or stepwise, or pass alpha as "
-            "a float"
-        )
-    if METHODS[method][0] is None:
-        usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
-        raise ValueError(
-            f"method {method!r} has no order to learn (it solves classical ODEs only); for a "
-            f"learnable alpha use one of: {', '.join(usable)}"
-        )
-    reason = GRADIENTS[gradient].check_order()
-    if reason is not None:
-        raise ValueError(
-            f"gradient {gradient!r} {reason}; for a learnable alpha (a tensor that requires "
-            f"grad) use one of: {', '.join(_order_modes())}, or pass alpha as a float"
         )
 
 

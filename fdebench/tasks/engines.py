@@ -30,12 +30,12 @@ from typing import Any, ClassVar
 import torch
 
 from ..engine import (
-    COMPRESSED,
     GRADIENTS,
     HISTORIES,
     METHODS,
     TEXTBOOK_METHODS,
     fdeint,
+    refusal,
     textbook_fdeint,
 )
 
@@ -104,16 +104,6 @@ class Engine:
         raise NotImplementedError
 
 
-def _reason(mode, method: str, alpha: float, history: str) -> str | None:
-    """Why ``mode`` cannot differentiate ``method`` at ``alpha`` with ``history`` (below
-    alpha = 1 ``revolve`` needs ``soe`` and ``adjoint`` refuses it; at alpha = 1 there is no
-    history and every history runs the classical scheme)."""
-    reason = mode.check(method, alpha)
-    if reason is None and alpha != 1:
-        reason = mode.check_history(history)
-    return reason
-
-
 class FdebenchEngine(Engine):
     """:func:`fdebench.engine.fdeint`; ``rtol`` and ``atol`` do not apply (fixed grids)."""
 
@@ -124,66 +114,18 @@ class FdebenchEngine(Engine):
 
     def incompatible(self, method: str, gradient: str, alpha: float,
                      learn_alpha: bool = False, history: str = "auto") -> Incompatible | None:
-        """Besides an unknown method or mode: a classical method (``rk4``) needs ``alpha ==
-        1``, and each gradient mode's own ``check(method, alpha)`` (e.g. ``backsolve``: alpha
-        = 1 only) and, below alpha = 1, ``check_history(history)`` (``revolve`` needs ``soe``,
-        ``adjoint`` and the approximate adjoints refuse it), with the modes that can;
-        ``history: soe`` needs a method with a compressed form (not ``gl``); a learnt order
-        needs a fractional method, a mode that differentiates it (``check_order``), a start
-        below 1 and an uncompressed history."""
+        """Besides an unknown method, mode or history: what :func:`fdebench.engine.refusal`
+        refuses (``fdeint``'s own rules and reasons, in one place; its key ``learnable`` is
+        ``learn_alpha`` here), and a learnt order starting at 1 (it is kept in ``(0, 1)``)."""
         if problem := super().incompatible(method, gradient, alpha, history=history):
             return problem
-        if learn_alpha and (problem := self._learnable(method, gradient, alpha, history)):
-            return problem
-        if METHODS[method][0] is None and alpha != 1:
-            usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
-            return Incompatible(("method", "alpha"), (
-                f"method {method!r} solves classical ODEs only (alpha == 1), got alpha={alpha}; "
-                f"for alpha < 1 use one of: {', '.join(usable)}"))
-        if history == "soe" and alpha != 1 and method not in COMPRESSED:
-            return Incompatible(("history", "method"), (
-                f"history 'soe' has no compressed form of method {method!r} (its weights are "
-                f"not the integrals of a kernel); with history 'soe' use one of: "
-                f"{', '.join(sorted(COMPRESSED))}"))
-        return self._mode(method, gradient, float(alpha), history)
-
-    @staticmethod
-    def _mode(method: str, gradient: str, alpha: float, history: str) -> Incompatible | None:
-        """The gradient mode's own checks, with the modes that pass them."""
-        reason = _reason(GRADIENTS[gradient], method, alpha, history)
-        if reason is None:
-            return None
-        usable = sorted(g for g, mode in GRADIENTS.items()
-                        if _reason(mode, method, alpha, history) is None)
-        if GRADIENTS[gradient].check(method, alpha) is None:  # the history is the problem
-            return Incompatible(("gradient", "history", "alpha"), (
-                f"gradient {gradient!r} {reason}; with history {history!r} for method "
-                f"{method!r} at alpha={alpha} use one of: {', '.join(usable)}"))
-        return Incompatible(("gradient", "method", "alpha"), (
-            f"gradient {gradient!r} {reason}; for method {method!r} at alpha={alpha} use one "
-            f"of: {', '.join(usable)}"))
-
-    @staticmethod
-    def _learnable(method: str, gradient: str, alpha: float,
-                   history: str) -> Incompatible | None:
-        if METHODS[method][0] is None:
-            usable = sorted(m for m, (fractional, _) in METHODS.items() if fractional is not None)
-            return Incompatible(("method", "learn_alpha"), (
-                f"method {method!r} has no order to learn; with learn_alpha use one of: "
-                f"{', '.join(usable)}"))
-        if (reason := GRADIENTS[gradient].check_order()) is not None:
-            usable = sorted(g for g, mode in GRADIENTS.items() if mode.check_order() is None)
-            return Incompatible(("gradient", "learn_alpha"), (
-                f"gradient {gradient!r} {reason}; with learn_alpha use one of: "
-                f"{', '.join(usable)}"))
-        if not alpha < 1:
+        if problem := refusal(method, gradient, alpha, history, learn_alpha):
+            keys = tuple("learn_alpha" if key == "learnable" else key for key in problem.keys)
+            return Incompatible(keys, problem.reason)
+        if learn_alpha and not alpha < 1:
             return Incompatible(("alpha", "learn_alpha"), (
                 f"learn_alpha starts the order at alpha and keeps it in (0, 1) (alpha = "
                 f"sigmoid(logit)), so alpha must be below 1, got alpha={alpha}"))
-        if history == "soe":
-            return Incompatible(("history", "learn_alpha"), (
-                "history 'soe' is not differentiable in alpha (its sum of exponentials is "
-                "fitted per order); with learn_alpha use history auto, fast or stepwise"))
         return None
 
     def solve(self, func, y0, t, *, alpha, method, step_size, gradient, rtol, atol, params,

@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..mode import GradientMode
-from ..schemes.base import Field
 from .base import OwnBackwardMode, reversed_grid
 
 if TYPE_CHECKING:
-    from ..schemes.base import Scheme
+    from ..mode import SolveView, Steps
 
 __all__ = ["BacksolveAdjoint"]
 
@@ -56,30 +55,30 @@ class BacksolveAdjoint(OwnBackwardMode):
             "history, not on the current value alone)"
         )
 
-    def start(self, scheme: Scheme) -> None:
-        self.used = set(scheme.grid.stencils()) | {scheme.n}
+    def start(self, view: SolveView) -> None:
+        self.used = set(view.grid.stencils()) | {view.n}
         self.kept: dict[int, torch.Tensor] = {}
 
     def keep(self, j: int, y: torch.Tensor) -> None:
         if j in self.used:
             self.kept[j] = y.clone()
 
-    def backward(self, scheme: Scheme) -> torch.Tensor:
-        n, size = scheme.n, scheme.y0.numel()
+    def backward(self, view: SolveView) -> torch.Tensor:
+        n, size = view.n, view.y0.numel()
         kept, self.kept = self.kept, {}
-        augmented = _Augmented(self, scheme)
-        a = scheme.loss_cotangent(n)
+        augmented = _Augmented(self, view)
+        a = view.loss_cotangent(n)
         state = torch.cat([kept[n], torch.zeros_like(kept[n]) if a is None else a,
                            augmented.zero_params()])
-        # the forward method's own step, on the augmented system in reversed time
-        step = type(scheme)(Field(augmented, state), state, reversed_grid(scheme.grid), 1.0,
-                            GradientMode([])).step
+        # the forward method's own step (alpha == 1: a one-step scheme), on the augmented
+        # system in reversed time
+        steps: Steps = view.solver(augmented, state, reversed_grid(view.grid), GradientMode([]))
         for k in range(n):
-            (state,) = step(k, state)
+            (state,) = steps.advance(k, (state,))
             j = n - 1 - k
             if j in kept:
                 state[:size] = kept[j]
-                cotangent = scheme.loss_cotangent(j)
+                cotangent = view.loss_cotangent(j)
                 if cotangent is not None:
                     state[size:2 * size] += cotangent
         self.param_grads = augmented.unflatten(state[2 * size:])
@@ -89,11 +88,11 @@ class BacksolveAdjoint(OwnBackwardMode):
 class _Augmented:
     """``(tau, [z, a, theta_bar]) -> [-f, J^T a, f_theta^T a]`` at ``t = T - tau``."""
 
-    def __init__(self, mode: BacksolveAdjoint, scheme: Scheme) -> None:
-        self.mode, self.field = mode, scheme.field
-        self.end = scheme.times[-1]
-        self.size = scheme.y0.numel()
-        self.like = scheme.y0
+    def __init__(self, mode: BacksolveAdjoint, view: SolveView) -> None:
+        self.mode, self.field = mode, view.field
+        self.end = view.times[-1]
+        self.size = view.y0.numel()
+        self.like = view.y0
 
     def __call__(self, tau: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         z, a = state[:self.size], state[self.size:2 * self.size]

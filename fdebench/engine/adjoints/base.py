@@ -10,7 +10,7 @@ from ..grid import Grid
 from ..mode import GradientMode
 
 if TYPE_CHECKING:
-    from ..schemes.base import Scheme
+    from ..mode import SolveView
 
 __all__ = ["OwnBackwardMode", "TrajectoryMode", "output_positions", "reversed_grid"]
 
@@ -38,8 +38,8 @@ class OwnBackwardMode(GradientMode):
 class TrajectoryMode(OwnBackwardMode):
     """Keeps the whole forward trajectory ``y_0 .. y_N``: one ``(N + 1) x |y|`` buffer."""
 
-    def start(self, scheme: Scheme) -> None:
-        self.states = scheme.buffer()
+    def start(self, view: SolveView) -> None:
+        self.states = view.buffer()
 
     def keep(self, j: int, y: torch.Tensor) -> None:
         self.states[j] = y

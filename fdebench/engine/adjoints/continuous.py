@@ -24,7 +24,7 @@ from ..weights import product_trapezoid_weights
 from .base import TrajectoryMode, output_positions
 
 if TYPE_CHECKING:
-    from ..schemes.base import Scheme
+    from ..mode import SolveView
 
 __all__ = ["ContinuousAdjoint"]
 
@@ -59,8 +59,8 @@ class ContinuousAdjoint(TrajectoryMode):
     at 1.  With the first-order methods at ``a = 0.3`` the forward and adjoint errors partly
     cancel and the local order climbs slowly towards 1 (0.65, 0.80, 0.87).
     Cost: one field evaluation and ``m + 1`` VJPs per step (2 at ``a = 1``, 3 for
-    ``1/2 <= a < 1``, 5 at ``a = 0.3``); the history sum is the scheme's
-    :meth:`~fdebench.engine.schemes.base.Scheme.future` (stepwise, or the fast blocked sums of
+    ``1/2 <= a < 1``, 5 at ``a = 0.3``); the history sum is the solve's own
+    :meth:`~fdebench.engine.mode.SolveView.future` (stepwise, or the fast blocked sums of
     :mod:`fdebench.engine.history` for long horizons; a running sum at ``a = 1``).
     Memory: the trajectory, ``(N + 1) x |y|``, whose slots take ``J_j^T Lam_j`` as the
     backward pass frees them; for ``a < 1`` the scheme's own history buffer lives alongside it
@@ -78,25 +78,25 @@ class ContinuousAdjoint(TrajectoryMode):
                 "the alpha-derivative of the kernel t^(a-1) / Gamma(a), which it does not "
                 "discretise")
 
-    def backward(self, scheme: Scheme) -> torch.Tensor:
-        a, h, n = scheme.alpha, scheme.grid.h, scheme.n
+    def backward(self, view: SolveView) -> torch.Tensor:
+        a, h, n = view.alpha, view.grid.h, view.n
         buf, self.states = self.states, None
-        g = scheme.output_cotangents
-        source = _SourceIntegrals(scheme, g)
+        g = view.output_cotangents
+        source = _SourceIntegrals(view, g)
         # slot l + 1 of `buf` holds w_l = J_l^T Lam_l once cell l is done (z_{l+1} is no longer
         # needed then), so the history of cell j is the future sum over the slots after j + 1
         kernel = product_trapezoid_weights(a, n, h).to(buf)
         diagonal = h**a / math.gamma(a + 2)
         corrections = math.ceil(1 / a - 1e-9)
-        running = torch.zeros_like(scheme.y0)  # a = 1: the history is h * (sum of later w)
-        # a < 1: target j + 1 of the scheme's future sums (stepwise or fast, as the forward
+        running = torch.zeros_like(view.y0)  # a = 1: the history is h * (sum of later w)
+        # a < 1: target j + 1 of the solve's future sums (stepwise or fast, as the forward
         # pass): rows > j + 1 hold their final w, rows <= j + 1 still the states (no scratch)
-        future = scheme.future([(buf, kernel)], range(n, 0, -1)) if a < 1 else None
-        times = scheme.times
+        future = view.future([(buf, kernel)], range(n, 0, -1)) if a < 1 else None
+        times = view.times
         for j in range(n - 1, -1, -1):
             history = future(j + 1) if future is not None else h * running
             predicted = source(j) + history
-            cell = self.linearize(scheme.field, 0.5 * (times[j] + times[j + 1]),
+            cell = self.linearize(view.field, 0.5 * (times[j] + times[j + 1]),
                                   0.5 * (buf[j] + buf[j + 1]))
             lam = predicted
             for _ in range(corrections):
@@ -112,10 +112,10 @@ class _SourceIntegrals:
     """``G_j = sum_i c_ij g_i``, ``c_ij = h^a ((p_i - j)_+^a - (p_i - j - 1)_+^a) / Gamma(a+1)``
     with ``p_i = (T_i - t_0) / h`` the actual output times, off the grid or not."""
 
-    def __init__(self, scheme: Scheme, g: torch.Tensor) -> None:
-        self.alpha, self.g = scheme.alpha, g
-        self.positions = output_positions(scheme.grid).to(g.device)
-        self.scale = scheme.grid.h**scheme.alpha / math.gamma(scheme.alpha + 1)
+    def __init__(self, view: SolveView, g: torch.Tensor) -> None:
+        self.alpha, self.g = view.alpha, g
+        self.positions = output_positions(view.grid).to(g.device)
+        self.scale = view.grid.h**view.alpha / math.gamma(view.alpha + 1)
 
     def __call__(self, j: int) -> torch.Tensor:
         to_start = (self.positions - j).clamp(min=0).pow(self.alpha)

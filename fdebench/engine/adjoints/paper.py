@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..mode import FieldVJP, GradientMode
-from ..schemes.base import Field
 from .base import TrajectoryMode, reversed_grid
 
 if TYPE_CHECKING:
-    from ..schemes.base import Scheme
+    from ..mode import SolveView
 
 __all__ = ["PaperAdjoint"]
 
@@ -62,14 +61,12 @@ class PaperAdjoint(TrajectoryMode):
         return ("gives no derivative with respect to alpha (the published method has none: "
                 "torchfde reads the order with beta.item())")
 
-    def backward(self, scheme: Scheme) -> torch.Tensor:
-        problem = _ReversedAdjoint(self, scheme)
-        adjoint_scheme = type(scheme)(Field(problem, scheme.y0), torch.zeros_like(scheme.y0),
-                                      reversed_grid(scheme.grid), scheme.alpha,
-                                      _Watch(problem.parameter_term), scheme.history)
-        # the right-hand side finds the stored state from tau: float times, no device sync
-        adjoint_scheme.times = adjoint_scheme.grid.times(torch.float64, torch.device("cpu"))
-        mu_start = adjoint_scheme.solve()[-1]
+    def backward(self, view: SolveView) -> torch.Tensor:
+        problem = _ReversedAdjoint(self, view)
+        # the right-hand side finds the stored state from tau: host times, no device sync
+        adjoint = view.solver(problem, torch.zeros_like(view.y0), reversed_grid(view.grid),
+                              _Watch(problem.parameter_term), host_times=True)
+        mu_start = adjoint.solve()[-1]
         self.states = None
         return mu_start + problem.source(0)
 
@@ -78,13 +75,13 @@ class _ReversedAdjoint:
     """``(tau, mu) -> J(T - tau)^T (mu + G(T - tau))`` at the stored states, and the parameter
     quadrature.  Positions on the forward grid are counted in half steps, ``key = 2 j``."""
 
-    def __init__(self, mode: PaperAdjoint, scheme: Scheme) -> None:
-        self.mode, self.scheme, self.n, self.h = mode, scheme, scheme.n, scheme.grid.h
+    def __init__(self, mode: PaperAdjoint, view: SolveView) -> None:
+        self.mode, self.view, self.n, self.h = mode, view, view.n, view.grid.h
         # an output between two grid times is their linear interpolation: its cotangent
         # enters as the cotangents of those two grid values (what torchfde, whose outputs lie
         # on the grid, would see), so G jumps at grid times only
-        used = sorted(scheme.grid.stencils())
-        self.g = torch.stack([scheme.loss_cotangent(j) for j in used])
+        used = sorted(view.grid.stencils())
+        self.g = torch.stack([view.loss_cotangent(j) for j in used])
         self.positions = torch.tensor(used, dtype=torch.float64, device=self.g.device)
         self._point: tuple[int, FieldVJP] | None = None
 
@@ -108,12 +105,12 @@ class _ReversedAdjoint:
         evaluate a node once more, and the parameter term follows)."""
         if self._point is None or self._point[0] != key:
             j, odd = divmod(key, 2)
-            states, times = self.mode.states, self.scheme.times
+            states, times = self.mode.states, self.view.times
             if odd:
                 t, z = 0.5 * (times[j] + times[j + 1]), 0.5 * (states[j] + states[j + 1])
             else:
                 t, z = times[j], states[j]
-            self._point = (key, self.mode.linearize(self.scheme.field, t, z))
+            self._point = (key, self.mode.linearize(self.view.field, t, z))
         return self._point[1]
 
 

@@ -60,6 +60,9 @@ class Field:
 class Scheme:
     """One solve of ``D^alpha y = f(t, y)`` on a uniform grid.
 
+    A gradient mode sees it as a :class:`~fdebench.engine.mode.SolveView` (and, for the one-step
+    and compressed schemes, as :class:`~fdebench.engine.mode.Steps`).
+
     A subclass implements :meth:`forward` (returns the states at the output times, flat) and
     :meth:`backward` (takes their cotangents, returns the cotangent of ``y0`` and leaves the
     parameter cotangents in ``mode.param_grads``).  Local steps go through ``mode``; the linear
@@ -85,7 +88,7 @@ class Scheme:
 
     def __init__(
         self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float, mode: GradientMode,
-        history: str = "stepwise", learn_order: bool = False,
+        history: str = "stepwise", learn_order: bool = False, *, host_times: bool = False,
     ) -> None:
         self.field, self.grid, self.alpha, self.mode = field, grid, alpha, mode
         self.history = history
@@ -93,7 +96,10 @@ class Scheme:
         self.alpha_bar: torch.Tensor | None = None  # dL/dalpha after the backward pass
         self.y0 = y0.detach().reshape(-1)
         self.n = grid.n_steps
-        self.times = grid.times(y0.dtype, y0.device)
+        # the times the field is called with: the state's dtype and device, or for an
+        # auxiliary solve whose field reads them as numbers float64 on the CPU (no device sync)
+        self.times = (grid.times(torch.float64, torch.device("cpu")) if host_times
+                      else grid.times(y0.dtype, y0.device))
         self._stencils = grid.stencils()
         self._n_out = len(grid.out_index)
         self._ys: torch.Tensor | None = None
@@ -126,6 +132,20 @@ class Scheme:
         for k, w in rest:
             out = out + w * self._grad_ys[k]
         return out
+
+    def solver(self, func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               y0: torch.Tensor, grid: Grid, mode: GradientMode, *,
+               host_times: bool = False) -> Scheme:
+        """A fresh solve of ``func`` (on flat states) from ``y0`` (flat) on ``grid`` by this
+        scheme's method, order and history, differentiated by ``mode`` (see
+        :meth:`~fdebench.engine.mode.SolveView.solver`: an adjoint solved like the forward
+        problem)."""
+        return type(self)(Field(func, y0), y0, grid, self.alpha, mode, self.history,
+                          host_times=host_times, **self._options())
+
+    def _options(self) -> dict[str, float]:
+        """The constructor's options of a subclass, for :meth:`solver`."""
+        return {}
 
     def buffer(self) -> torch.Tensor:
         """A ``(n_steps + 1, numel)`` history buffer, allocated once per solve."""

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..mode import GradientMode
     from .base import Field
 
-__all__ = ["COMPRESSED", "Compressed", "CompressedABM", "CompressedEuler", "CompressedL1"]
+__all__ = ["Compressed", "CompressedABM", "CompressedEuler", "CompressedL1"]
 
 State = tuple[torch.Tensor, torch.Tensor]
 Run = Callable[..., tuple[torch.Tensor, ...]]  # GradientMode.record's signature
@@ -72,10 +72,14 @@ class Compressed(Scheme):
 
     def __init__(self, field: Field, y0: torch.Tensor, grid: Grid, alpha: float,
                  mode: GradientMode, history: str = "soe", learn_order: bool = False,
-                 tol: float = 1e-8) -> None:
-        super().__init__(field, y0, grid, alpha, mode, history, learn_order)
+                 tol: float = 1e-8, *, host_times: bool = False) -> None:
+        super().__init__(field, y0, grid, alpha, mode, history, learn_order,
+                         host_times=host_times)
         self.tol = tol
         self.soe: SOE | None = None
+
+    def _options(self) -> dict[str, float]:
+        return {"tol": self.tol}
 
     # ---- the SOE and its step integrals ------------------------------------------------------
     def kernel_soe(self, order: float) -> SOE:
@@ -316,10 +320,3 @@ def _call(key: int, fn: Callable[..., tuple[torch.Tensor, ...]],
           *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return fn(key, *inputs)
 
-
-#: method -> its compressed scheme (``gl`` has none: its weights are not a kernel's integrals)
-COMPRESSED: dict[str, type[Compressed]] = {
-    "euler": CompressedEuler,
-    "abm": CompressedABM,
-    "l1": CompressedL1,
-}
