@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from fdebench.measure import AllocatorPeak, now
+from fdebench.measure import AllocatorPeak, now, relative_error
 
 from .fields import bench_device
 from .task_step import TASK_CASES, make_task_step
@@ -46,7 +46,7 @@ from .workload import make_workload
 
 __all__ = [
     "ALPHA", "FAIL_ON", "FIELD", "GRADIENTS", "LONG_STEPS", "METHODS", "RATIO_ROUNDS", "STEPS",
-    "TASK_CASES", "engine_metrics", "long_horizon_metrics", "peak_bytes", "relative_error",
+    "TASK_CASES", "engine_metrics", "long_horizon_metrics", "peak_bytes",
     "task_metrics", "time_ratio", "torchdiffeq_metrics",
 ]
 
@@ -104,13 +104,6 @@ def peak_bytes(run: Callable[[], Any], device: torch.device | None = None) -> in
     with AllocatorPeak(device or bench_device()) as memory:
         run()
     return memory.peak_bytes
-
-
-def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
-    """``|value - reference| / |reference|`` (0 when both are 0)."""
-    denom = reference.norm().item()
-    diff = (value - reference).norm().item()
-    return diff / denom if denom else diff
 
 
 # ---- the gate's cases ------------------------------------------------------------------------

@@ -24,7 +24,6 @@ every N measured (target: ``k <= 1.3``).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
@@ -35,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from fdebench.report.series import growth_exponent
 
 from .fields import set_threads
 from .workload import make_workload
@@ -90,17 +91,6 @@ def measure(field: str, n: int, rounds: int, stepwise: bool) -> Cell:
     return Cell(field, n, times, ratios)
 
 
-def growth_exponent(points: Sequence[tuple[int, float]]) -> float | None:
-    """Least-squares slope of ``log t`` against ``log N``."""
-    if len(points) < 2:
-        return None
-    xs = [math.log(n) for n, _ in points]
-    ys = [math.log(t) for _, t in points]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    return (sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-            / sum((x - mx) ** 2 for x in xs))
-
-
 def _machine() -> str:
     cpu = platform.processor() or "?"
     try:
@@ -146,7 +136,7 @@ def render(cells: list[Cell], rounds: int) -> str:
         lines.append(f"| fractional overhead, {field}, N = {n} | {shown} | {limit} | {result} |")
     for side, label in (("fast", "alpha = 0.5, fast"), ("alpha1", "alpha = 1")):
         points = [(c.n, c.times[side]) for c in cells if c.field == "mlp-64-256"]
-        k = growth_exponent(points)
+        k = growth_exponent(*zip(*points, strict=True)) if points else None
         if k is None:
             continue
         span = f"N = {min(n for n, _ in points)}..{max(n for n, _ in points)}"

@@ -16,7 +16,8 @@ It prints the table of every benchmark (median time, peak memory (allocator) and
 The memory targets are evaluated twice: with every grid time returned (what the benchmarks time:
 ``ys`` and its cotangent then add ``2 (N + 1) |y|`` whatever the gradient mode) and with only the
 final time returned (the solver's own memory).  Target 5 also lists the marginal memory per step,
-the least-squares slope of the peak against N in units of ``|y|``.  Plain Python, no pandas.
+the least-squares slope of the peak against N in units of ``|y|`` (``least_squares_slope`` of
+fdebench.report.series, the one behind every growth exponent).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from fdebench.report.series import least_squares_slope
 
 __all__ = ["Check", "Row", "checks", "load", "main", "render"]
 
@@ -105,16 +108,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
-def _slope(points: list[tuple[int, float]]) -> float | None:
-    """Least-squares slope of ``y`` against ``x``."""
-    if len(points) < 2:
-        return None
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sxx
-
-
 def checks(rows: list[Row]) -> list[Check]:
     """Evaluate the five targets of the module docstring."""
     idx = _index(rows)
@@ -156,7 +149,7 @@ def checks(rows: list[Row]) -> list[Check]:
                 for n in ns
                 if (r := get(field, method, "adjoint", n)) and r.peak_of(variant) is not None
             ]
-            slope = _slope(points)
+            slope = least_squares_slope(*zip(*points, strict=True)) if points else None
             detail = "" if slope is None else f"marginal {slope:.2f} x S per step"
             out.append(Check(f"5. adjoint peak / (N x S), N={MEMORY_N} ({label})",
                              f"{field} {method}", adj and adj.ratio(variant), 1.3, detail))

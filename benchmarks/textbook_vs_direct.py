@@ -30,10 +30,10 @@ import sys
 
 import torch
 
-from fdebench.measure import fingerprint
+from fdebench.measure import fingerprint, relative_error
 
 from .fields import set_threads
-from .gate import peak_bytes, relative_error
+from .gate import peak_bytes
 from .long_horizon import interleaved
 from .workload import Workload, make_workload
 

@@ -134,3 +134,14 @@ def test_fingerprint_names_the_environment():
     assert env["torch_version"] == torch.__version__
     assert env["threads"] == torch.get_num_threads()
     assert env["fdebench_version"] and env["cpu"]
+
+
+def test_the_one_relative_error():
+    from fdebench.measure import relative_error
+
+    reference = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    assert relative_error(torch.tensor([3.0, 4.5]), reference) == pytest.approx(0.1)
+    assert relative_error(torch.zeros(2), torch.zeros(2)) == 0.0
+    # a difference from a zero reference is never small (it used to read 0 in one copy and the
+    # absolute difference in the other)
+    assert relative_error(torch.tensor([1e-3, 0.0]), torch.zeros(2)) == float("inf")

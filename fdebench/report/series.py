@@ -20,6 +20,7 @@ __all__ = [
     "error_panels",
     "floor_ratios",
     "growth_exponent",
+    "least_squares_slope",
     "pareto_front",
     "scaling_panels",
     "time_memory_panels",
@@ -33,14 +34,23 @@ STEP_KEYS = ("n_steps", "step_size")
 FLOOR_LABEL = "trajectory floor (N+1)|y|"
 
 
+def least_squares_slope(x: Any, y: Any) -> float | None:
+    """The least-squares slope of ``y`` against ``x`` over the finite points; ``None`` with
+    fewer than two distinct ``x``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if np.unique(x[keep]).size < 2:
+        return None
+    return float(np.polyfit(x[keep], y[keep], 1)[0])
+
+
 def growth_exponent(n: Any, y: Any) -> float | None:
     """The least-squares slope of ``log y`` against ``log n`` (``y ~ n^slope``), from the
-    positive finite points; ``None`` with fewer than two distinct ``n``."""
+    positive finite points; ``None`` with fewer than two distinct ``n``.  The one growth
+    exponent of the project (reports, benchmarks)."""
     n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(n) & np.isfinite(y) & (n > 0) & (y > 0)
-    if np.unique(n[keep]).size < 2:
-        return None
-    return float(np.polyfit(np.log(n[keep]), np.log(y[keep]), 1)[0])
+    return least_squares_slope(np.log(n[keep]), np.log(y[keep]))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ..measure import relative_error
 from ..tasks import ENGINES, Task
 
 __all__ = ["FINE_FACTOR", "FINE_WORK_CAP", "fidelity", "fine_settings", "reference_mode"]
@@ -40,14 +41,6 @@ FINE_FACTOR = 8
 #: probe's FDE solves (2e7 float64 elements are 160 MB per stored trajectory; direct keeps a
 #: few of them per step's graph, so the reference stays within a few GB)
 FINE_WORK_CAP = 2 * 10**7
-
-
-def _relative(grad: torch.Tensor, reference: torch.Tensor) -> float:
-    """``|grad - reference| / |reference|`` in the reference's precision (0 for a zero
-    reference)."""
-    reference_norm = reference.norm().item()
-    difference = (grad.to(reference.dtype) - reference).norm().item()
-    return difference / reference_norm if reference_norm else 0.0
 
 
 def reference_mode(config: dict[str, Any], work: int) -> str:
@@ -82,7 +75,7 @@ def _fine(task: Task, config: dict[str, Any], grad: torch.Tensor,
     except (torch.OutOfMemoryError, MemoryError) as exc:
         out["grad_fine_skipped"] = f"out of memory: {exc}".splitlines()[0][:200]
         return out
-    out["grad_rel_err_fine"] = _relative(grad, fine)
+    out["grad_rel_err_fine"] = relative_error(grad, fine)
     return out
 
 
@@ -103,7 +96,7 @@ def fidelity(task: Task, config: dict[str, Any], *, fine: bool = True) -> dict[s
     out: dict[str, Any] = {"grad_rel_err": None, "grad_cosine": None, "grad_reference": mode}
     if gradient != mode or config.get("history", "auto") == "soe":
         reference = task.gradient_probe(mode, history="auto")
-        out["grad_rel_err"] = _relative(grad, reference)
+        out["grad_rel_err"] = relative_error(grad, reference)
         out["grad_cosine"] = torch.nn.functional.cosine_similarity(
             grad.to(reference.dtype), reference, dim=0).item()
     if not fine:
