@@ -15,7 +15,7 @@ TEMPLATE = """\
 
 `{name}` is the CPU baseline of the regression gate: `.ci/gate` (which `.ci/run` runs after
 the tests) compares a fresh run of `benchmarks/bench_gate.py` and `benchmarks/bench_tasks.py`
-with it through `fdebench compare`, with the thresholds `FAIL_ON` of `benchmarks/gate.py`.
+with it through `fdebench compare`, with the thresholds `FAIL_ON` of `benchmarks/common/gate.py`.
 
 - measured: {date} (UTC), commit {commit}{dirty}
 - machine: {cpu}, {cores} logical cores, {system}; Python {python}, torch {torch},

@@ -30,7 +30,8 @@ recipe: ``max_memory_allocated`` on CUDA, the profiler's allocation events on th
 untimed pass of its own).
 
 Ratios, each measured in this process so that the machine's speed and load cancel
-(:func:`benchmarks.gate.time_ratio`: both sides timed back to back, alternating, the median of
+(:func:`benchmarks.common.gate.time_ratio`: both sides timed back to back, alternating, the median
+of
 the per-round ratios):
 
 * ``adjoint`` and ``checkpoint`` rows: ``<mode>_direct_time_ratio`` (this pass over the same pass
@@ -49,9 +50,9 @@ from typing import Any
 import pytest
 import torch
 
-from .fields import bench_device
-from .gate import peak_bytes, time_ratio
-from .workload import Workload, make_workload
+from .common.fields import bench_device
+from .common.gate import peak_bytes, time_ratio
+from .common.workload import Workload, make_workload
 
 ALPHA = 0.5
 FIELDS = ("mlp", "conv")

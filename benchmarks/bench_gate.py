@@ -6,14 +6,15 @@ steps, ``alpha = 0.5``, final output only, for every method x gradient mode
 (``test_gate_alpha1_torchdiffeq``), and the long-horizon case (``test_gate_long_horizon``: euler,
 direct, ``N = 1024``, the fast history sums) whose ratios catch a history that falls back to
 ``O(N^2)`` work.  The timed rounds give the usual pytest-benchmark
-statistics; the gated numbers are in ``extra_info`` (see :mod:`benchmarks.gate` for each name).
+statistics; the gated numbers are in ``extra_info`` (see :mod:`benchmarks.common.gate` for each
+name).
 With :mod:`benchmarks.bench_tasks` this is what ``.ci/gate`` runs and compares with the baseline::
 
     export FDEBENCH_BENCH_THREADS=1 FDEBENCH_BENCH_DEVICE=cpu
     python -m pytest benchmarks/bench_gate.py benchmarks/bench_tasks.py --benchmark-only \\
         --benchmark-json gate.json
     fdebench compare results/baselines/gate-cpu.json gate.json \\
-        --fail-on "$(python -m benchmarks.gate)"
+        --fail-on "$(python -m benchmarks.common.gate)"
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import pytest
 import torch
 
 from . import gate
-from .fields import bench_device
-from .workload import make_workload
+from .common.fields import bench_device
+from .common.workload import make_workload
 
 ROUNDS = 5
 

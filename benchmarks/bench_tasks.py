@@ -1,10 +1,11 @@
 """One training step of each task at a small size, in every gradient mode (pytest-benchmark).
 
-The cases are :data:`benchmarks.task_step.TASK_CASES` (one line per task), ids like
+The cases are :data:`benchmarks.common.task_step.TASK_CASES` (one line per task), ids like
 ``freefall-adjoint``.  Each round is one iteration of the runner's training loop (zero the
 gradients, loss, backward, optimizer step); ``extra_info`` holds the allocator peak of a step,
 its field evaluations and, for ``adjoint`` and ``checkpoint``, the memory and same-process time
-ratios to direct and ``grad_rel_err`` (see :func:`benchmarks.gate.task_metrics`).  Part of the
+ratios to direct and ``grad_rel_err`` (see :func:`benchmarks.common.gate.task_metrics`).  Part of
+the
 regression gate (``.ci/gate``).
 """
 
@@ -16,8 +17,8 @@ import pytest
 import torch
 
 from . import gate
-from .fields import bench_device
-from .task_step import TASK_CASES, make_task_step, task_config
+from .common.fields import bench_device
+from .common.task_step import TASK_CASES, make_task_step, task_config
 
 ROUNDS = 5
 

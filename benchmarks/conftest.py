@@ -3,7 +3,7 @@
 The project's ``testpaths`` is ``tests``, so a plain ``pytest`` never enters ``benchmarks/`` and
 never loads this file: the benchmarks run only on request, e.g. ``pytest benchmarks/
 --benchmark-only`` from the repository root.  The torch thread count is set once per session
-(see :func:`benchmarks.fields.set_threads`).
+(see :func:`benchmarks.common.fields.set_threads`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .fields import bench_device, set_threads
+from .common.fields import bench_device, set_threads
 
 HERE = Path(__file__).resolve().parent
 

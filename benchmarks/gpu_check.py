@@ -23,8 +23,8 @@ import torch
 
 from fdebench.measure import now
 
-from .gate import peak_bytes, time_ratio
-from .workload import make_workload
+from .common.gate import peak_bytes, time_ratio
+from .common.workload import make_workload
 
 MIB = 2**20
 

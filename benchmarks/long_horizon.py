@@ -7,12 +7,13 @@ Run from the repository root (one torch thread unless ``FDEBENCH_BENCH_THREADS``
 
 One forward+backward pass of ``fdeint`` (euler, direct gradients, final output only, loss
 ``ys[-1].square().mean()``, t in [0, 1]) on a state of 128 x 64 for two cheap fields
-(:mod:`benchmarks.fields`: ``mlp-64-256``, ``linear-64``), at ``alpha = 1`` (the classical Euler
+(:mod:`benchmarks.common.fields`: ``mlp-64-256``, ``linear-64``), at ``alpha = 1`` (the classical
+Euler
 method: the same field evaluations, no history) and at ``alpha = 0.5`` with the fast history sums
 and (up to ``--stepwise-max`` steps) the stepwise ones.  The passes of one field and ``N`` are
 timed in rounds, each round running every side once in a rotating order, so that load which
 comes and goes hits all sides; a ratio is the median of the per-round ratios (as
-:func:`benchmarks.gate.time_ratio`), a time the median over rounds.
+:func:`benchmarks.common.gate.time_ratio`), a time the median over rounds.
 
 It prints a markdown summary: the table, the targets of the fast-history issue (fractional
 overhead, ``alpha = 0.5`` time over ``alpha = 1`` time, at most 1.5 for the MLP at N = 1600, 2.0
@@ -35,10 +36,11 @@ from dataclasses import dataclass
 
 import torch
 
+from fdebench.measure import now
 from fdebench.report.series import growth_exponent
 
-from .fields import set_threads
-from .workload import make_workload
+from .common.fields import set_threads
+from .common.workload import make_workload
 
 FIELDS = ("mlp-64-256", "linear-64")
 STEPS = (400, 1600, 6400)
@@ -58,8 +60,11 @@ class Cell:
     ratios: dict[str, float]
 
 
-def interleaved(sides: dict[str, Callable[[], object]], rounds: int) -> list[dict[str, float]]:
-    """Time every side once per round (after one untimed call each), rotating the order."""
+def interleaved(sides: dict[str, Callable[[], object]], rounds: int,
+                device: torch.device | str = "cpu") -> list[dict[str, float]]:
+    """Time every side once per round (after one untimed call each), rotating the order, with
+    the project's one timing recipe (:func:`fdebench.measure.now`: the device synchronised)."""
+    device = torch.device(device)
     for run in sides.values():
         run()
     names, out = list(sides), []
@@ -67,9 +72,9 @@ def interleaved(sides: dict[str, Callable[[], object]], rounds: int) -> list[dic
         order = names[i % len(names):] + names[: i % len(names)]
         times = {}
         for name in order:
-            start = time.perf_counter()
+            start = now(device)
             sides[name]()
-            times[name] = time.perf_counter() - start
+            times[name] = now(device) - start
         out.append(times)
     return out
 

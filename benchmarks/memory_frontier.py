@@ -7,7 +7,8 @@ Run from the repository root (one torch thread unless ``FDEBENCH_BENCH_THREADS``
     python -m benchmarks.memory_frontier --steps 400,1600 --rounds 1 --skip-rss
 
 One forward+backward pass of ``fdeint`` (euler, alpha = 0.5, final output only, loss
-``ys[-1].square().mean()``, t in [0, 1]) of the ``mlp-64-256`` field (:mod:`benchmarks.fields`:
+``ys[-1].square().mean()``, t in [0, 1]) of the ``mlp-64-256`` field
+(:mod:`benchmarks.common.fields`:
 state 128 x 64 float32, ``Linear(64, 256) -> Tanh -> Linear(256, 64)`` row-wise), and:
 
 * memory: the allocator peak (:class:`fdebench.measure.AllocatorPeak`, the field's parameters'
@@ -43,9 +44,9 @@ from fdebench.engine.revolve import checkpoints_for
 from fdebench.engine.soe import sum_of_exponentials
 from fdebench.measure import AllocatorPeak, ProcessPeak
 
-from .fields import make_field, set_threads
+from .common.fields import make_field, set_threads
+from .common.workload import make_workload
 from .long_horizon import _machine, interleaved
-from .workload import make_workload
 
 FIELD = "mlp-64-256"
 ALPHA = 0.5

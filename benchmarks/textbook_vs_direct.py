@@ -10,9 +10,10 @@ history sums differentiated by hand) and ``adjoint`` (the exact discrete adjoint
     python -m benchmarks.textbook_vs_direct --steps 400 --rounds 5
 
 One pass: a forward solve on ``t in [0, 1]`` with ``N`` steps, final output only, and the
-backward pass of ``ys[-1].square().mean()`` (:mod:`benchmarks.workload`), float32, on the CPU,
+backward pass of ``ys[-1].square().mean()`` (:mod:`benchmarks.common.workload`), float32, on the
+CPU,
 one torch thread unless ``FDEBENCH_BENCH_THREADS`` says otherwise.  Field ``mlp-64-256``
-(:mod:`benchmarks.fields`: state 128 x 64, ``Linear(64, 256) -> Tanh -> Linear(256, 64)``
+(:mod:`benchmarks.common.fields`: state 128 x 64, ``Linear(64, 256) -> Tanh -> Linear(256, 64)``
 row-wise), ``alpha = 0.9``, method ``euler`` (the product-rectangle rule: torchfde's
 ``predictor``).  Time: the median over ``--rounds`` rounds, each running every side once in a
 rotating order after one untimed pass each (:func:`benchmarks.long_horizon.interleaved`).
@@ -32,10 +33,10 @@ import torch
 
 from fdebench.measure import fingerprint, relative_error
 
-from .fields import set_threads
-from .gate import peak_bytes
+from .common.fields import set_threads
+from .common.gate import peak_bytes
+from .common.workload import Workload, make_workload
 from .long_horizon import interleaved
-from .workload import Workload, make_workload
 
 #: side -> (solver, gradient)
 SIDES = {

@@ -1,5 +1,6 @@
 """Each regression gate can fail: inject a memory, a time and a fidelity regression into the
-engine, measure with the gate's own functions (``benchmarks.gate``) and compare with the gate's
+engine, measure with the gate's own functions (``benchmarks.common.gate``) and compare with the
+gate's
 own thresholds (``FAIL_ON``) through ``fdebench compare``, as ``.ci/gate`` does."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import gate
-from benchmarks.task_step import task_config
+from benchmarks.common import gate
+from benchmarks.common.task_step import task_config
 from fdebench.cli import main
 from fdebench.engine import gradients
 

@@ -169,5 +169,6 @@ def task_metrics(case: str, gradient: str, rounds: int = RATIO_ROUNDS) -> dict[s
 
 
 
-if __name__ == "__main__":  # ``python -m benchmarks.gate`` prints the thresholds (for .ci/gate)
+# ``python -m benchmarks.common.gate`` prints the thresholds (for .ci/gate)
+if __name__ == "__main__":
     print(FAIL_ON)
