@@ -230,3 +230,19 @@ def test_metric_meaning_comes_from_the_declaration_not_the_name():
     counted = frame(record("t", "direct", score=0.90) | {"metric_directions": {"score": None}},
                     record("t", "adjoint", score=0.10) | {"metric_directions": {"score": None}})
     assert verdict(counted, "accuracy")[0].empty  # a declared count has no direction
+
+
+def test_declarations_are_read_from_loaded_records(tmp_path):
+    """`fdebench.results.load` flattens the declared mappings into `metric_directions.<metric>`
+    columns: the claims read them there as they do the dicts of a hand-built frame."""
+    import json
+
+    from fdebench.results import load
+
+    rows = [record("img", "direct", 0, test_accuracy=0.90), record("img", "paper", 0,
+                                                                   test_accuracy=0.70)]
+    (tmp_path / "runs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    loaded = load(tmp_path / "runs.jsonl")
+    assert "metric_directions.test_accuracy" in loaded.columns
+    cells, _ = verdict(loaded, "accuracy")
+    assert list(cells["verdict"]) == ["does not hold"]  # 20 points lower: declared higher

@@ -182,6 +182,12 @@ def test_the_report_tables_and_plots_learned_against_true_orders(tmp_path):
                      text), text
     assert re.search(r"\| *0\.9 *\| *0\.9 *\| *direct *\| *0\.8800 *\| *2\.22% *\|", text), text
     assert (tmp_path / "alpha_learned_vs_true.png").stat().st_size > 1000
+    # loaded records hold the declaration flattened (true_values.alpha): the same table
+    flat = runs.drop(columns="true_values").assign(**{"true_values.alpha": [0.5, 0.5, 0.9,
+                                                                            0.9]})
+    flat_text = "\n".join(order_section("lv", flat, ["alpha_true"],
+                                        lambda k: tmp_path / f"{k}.png", lambda *a: []))
+    assert re.search(r"\| *0\.9 *\| *0\.9 *\| *direct *\| *0\.8800 *\| *2\.22% *\|", flat_text)
     undeclared = order_section("lv", runs.drop(columns="true_values"), ["alpha_true"],
                                lambda kind: tmp_path / f"{kind}.png", lambda *a: ["figure"])
     assert "figure" not in undeclared and "alpha true" not in "\n".join(undeclared)

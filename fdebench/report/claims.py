@@ -40,7 +40,14 @@ import numpy as np
 import pandas as pd
 
 from .claim_maps import map_section
-from .grouping import config_keys, metric_names, ordered_modes, with_modes, with_n_steps
+from .grouping import (
+    config_keys,
+    declared,
+    metric_names,
+    ordered_modes,
+    with_modes,
+    with_n_steps,
+)
 from .tables import markdown_table
 
 __all__ = [
@@ -113,9 +120,10 @@ def _directions(runs: pd.DataFrame) -> dict[str, str]:
     """Each metric's declared direction (``higher`` / ``lower``), from the records'
     ``metric_directions``; metrics without one are never compared."""
     out: dict[str, str] = {}
-    for value in runs.get("metric_directions", pd.Series(dtype=object)):
-        if isinstance(value, dict):
-            out.update({k: v for k, v in value.items() if v in ("higher", "lower")})
+    for metric, values in declared(runs, "metric_directions").items():
+        given = [v for v in values if v in ("higher", "lower")]
+        if given:
+            out[metric] = given[-1]
     return out
 
 

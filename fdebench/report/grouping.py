@@ -27,7 +27,8 @@ import pandas as pd
 from ..results import RECORD_FIELDS
 
 __all__ = [
-    "GRADIENT_ORDER", "MODE_KEYS", "config_keys", "config_label", "format_value", "metric_names",
+    "GRADIENT_ORDER", "MODE_KEYS", "config_keys", "config_label", "declared", "format_value",
+    "metric_names",
     "ordered_modes", "with_modes", "with_n_steps",
 ]
 
@@ -46,6 +47,20 @@ def ordered_modes(modes: Iterable[Any]) -> list[str]:
     distinct = {str(m) for m in modes if not _missing(m)}
     known = [m for m in GRADIENT_ORDER if m in distinct]
     return known + sorted(distinct - set(known))
+
+
+def declared(runs: pd.DataFrame, field: str) -> dict[str, pd.Series]:
+    """What the records declare under the mapping ``field`` (``metric_directions``,
+    ``true_values``), key by key: loaded records have it flattened into ``field.key`` columns
+    (:func:`fdebench.results.load`), a frame built by hand may hold the dicts themselves."""
+    out = {column.removeprefix(f"{field}."): runs[column] for column in runs.columns
+           if column.startswith(f"{field}.")}
+    if field in runs.columns:
+        for value in runs[field]:
+            for key in value if isinstance(value, dict) else ():
+                out.setdefault(key, runs[field].map(
+                    lambda v, k=key: v.get(k) if isinstance(v, dict) else None))
+    return out
 
 
 def metric_names(runs: pd.DataFrame) -> list[str]:

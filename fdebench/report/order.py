@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .figures import order_figure
-from .grouping import format_value
+from .grouping import declared, format_value
 from .tables import markdown_table
 
 __all__ = ["order_section", "true_order"]
@@ -21,10 +21,10 @@ LEARNT = "alpha_learned"
 def true_order(runs: pd.DataFrame) -> pd.Series | None:
     """The data's order of each run, as its record declares it (``true_values["alpha"]``);
     ``None`` when no record declares one."""
-    if "true_values" not in runs.columns:
+    values = declared(runs, "true_values").get("alpha")
+    if values is None:
         return None
-    truth = pd.to_numeric(runs["true_values"].map(
-        lambda v: v.get("alpha") if isinstance(v, dict) else None), errors="coerce")
+    truth = pd.to_numeric(values, errors="coerce")
     return None if truth.isna().all() else truth
 
 
