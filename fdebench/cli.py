@@ -57,14 +57,14 @@ def _run(args: argparse.Namespace) -> int:
                        jobs=args.jobs, address=args.address)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"suite {suite.name}: {summary or 'nothing to run'}")
-    from .results import RUNS_FILE
+    from .results import OK, RUNS_FILE
 
     results = args.results_dir / suite.name
     if (results / RUNS_FILE).exists():
         from .report import write_report
 
         print(f"report: {write_report(results, args.reports_dir)}")
-    failed = sum(n for status, n in counts.items() if status not in ("ok", "cached", "skipped"))
+    failed = sum(n for status, n in counts.items() if status not in (OK, "cached", "skipped"))
     return 1 if failed else 0
 
 

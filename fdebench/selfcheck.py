@@ -41,6 +41,8 @@ SOE_TOL = 1e-8
 #: history weight moves by at most SOE_TOL relative, and their errors, oscillating in sign,
 #: partly cancel (measured: 0.003 to 0.1 of SOE_TOL; tests/test_engine_soe.py)
 SOE_DISTANCE = 1.0
+#: the verdict of a row that passes (a check's verdict, not a run status)
+PASSED = "ok"
 
 
 @dataclass
@@ -174,7 +176,7 @@ def format_rows(rows: list[CheckRow]) -> str:
             f"{'order':>7}{'expected':>9}{'grad rel err':>14}{'fwd+bwd s':>11}  verdict")
     lines = [head, "-" * len(head)]
     for r in rows:
-        verdict = "ok" if r.order_ok and r.gradient_ok and r.distance_ok else "FAIL"
+        verdict = PASSED if r.order_ok and r.gradient_ok and r.distance_ok else "FAIL"
         if r.gradient_ok and not r.exact_mode:
             verdict += " (approximate mode)"
         if r.history == "soe":

@@ -3,17 +3,19 @@ declarations of what metrics mean: the runner's side of the paper-scale verdict.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from runner_setup import write
 
-from fdebench.runner import SuiteError, load_suite
+from fdebench.runner import Measure, RunDescription, SuiteError, load_suite
 from fdebench.runner.execute import execute
 from fdebench.runner.fidelity import COST_ONLY_SKIP
 from fdebench.runner.grid import expand
 from fdebench.tasks import HIGHER, LOWER, TASKS
 
-MEASURE = {"warmup_iters": 1, "timed_iters": 2, "time_limit_s": 120, "threads": 1}
+MEASURE = Measure(warmup_iters=1, timed_iters=2, time_limit_s=120, threads=1)
 
 
 def run(gradient: str, cost_only: bool, **overrides) -> dict:
@@ -21,9 +23,9 @@ def run(gradient: str, cost_only: bool, **overrides) -> dict:
     config = TASKS["synthetic"].resolve({
         "gradient": gradient, "cost_only": cost_only, "batch": 8, "dim": 4, "hidden": 8,
         "t_end": 0.5, "step_size": 0.1, "iters": 6, **overrides})
-    spec = {"suite": "s", "run_id": f"r-{gradient}-{cost_only}", "task": "synthetic",
-            "config": config, "config_hash": "h", "device": "cpu", "measure": MEASURE}
-    record = execute(spec)
+    record = execute(RunDescription(suite="s", run_id=f"r-{gradient}-{cost_only}",
+                                    task="synthetic", config=config, config_hash="h",
+                                    device="cpu", measure=MEASURE))
     assert record["status"] == "ok", record["message"]
     return record
 
@@ -47,10 +49,9 @@ def test_a_cost_only_run_measures_and_skips_training_and_evaluation():
 def test_cost_only_timed_iterations_default():
     config = TASKS["synthetic"].resolve({"cost_only": True, "batch": 4, "dim": 2, "hidden": 4,
                                          "t_end": 0.2, "step_size": 0.1})
-    spec = {"suite": "s", "run_id": "r", "task": "synthetic", "config": config,
-            "config_hash": "h", "device": "cpu",
-            "measure": {**MEASURE, "warmup_iters": 0, "timed_iters": None}}
-    record = execute(spec)
+    record = execute(RunDescription(
+        suite="s", run_id="r", task="synthetic", config=config, config_hash="h", device="cpu",
+        measure=replace(MEASURE, warmup_iters=0, timed_iters=None)))
     assert record["timed_iters"] == 3 and record["iterations"] == 4  # 1 memory + 3 timed
 
 

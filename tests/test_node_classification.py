@@ -145,14 +145,14 @@ def test_registered_and_skips():
 
 @pytest.mark.parametrize("model", ["linear", "learnable", "attention"])
 def test_karate_through_the_runner(model):
+    from fdebench.runner import Measure, RunDescription
     from fdebench.runner.execute import execute
 
     cfg = config(model=model, epochs=40, patience=0, t_end=2.0, step_size=0.2,
                  gradient="adjoint")
-    spec = {"suite": "t", "run_id": "r", "task": "node_classification", "config": cfg,
-            "config_hash": "h", "device": "cpu",
-            "measure": {"warmup_iters": 1, "timed_iters": 5, "time_limit_s": 60, "threads": 1}}
-    record = execute(spec)
+    record = execute(RunDescription(
+        suite="t", run_id="r", task="node_classification", config=cfg, config_hash="h",
+        device="cpu", measure=Measure(warmup_iters=1, timed_iters=5, time_limit_s=60, threads=1)))
     assert record["status"] == "ok", record["traceback"]
     assert record["test_accuracy"] >= 0.75  # observed 0.875-1.0 on 8 test nodes (4 classes)
     assert record["val_accuracy"] >= 0.5 and math.isfinite(record["train_loss"])

@@ -14,13 +14,13 @@ from runner_setup import write
 from task_setup import make
 
 from fdebench.report.order import order_section
-from fdebench.runner import SuiteError, expand, load_suite
+from fdebench.runner import Measure, RunDescription, SuiteError, expand, load_suite
 from fdebench.runner.config import find_suite
 from fdebench.runner.execute import execute
 from fdebench.tasks import TASKS, FDEBlock
 
 LV = TASKS["lotka_volterra"]
-MEASURE = {"warmup_iters": 1, "timed_iters": 3, "time_limit_s": 120, "threads": 1}
+MEASURE = Measure(warmup_iters=1, timed_iters=3, time_limit_s=120, threads=1)
 
 
 @pytest.mark.parametrize("gradient", ["direct", "adjoint", "checkpoint"])
@@ -63,9 +63,8 @@ def test_a_fit_that_has_not_converged_goes_on_to_its_cap():
 
 def test_the_runner_records_the_iterations_a_converged_fit_used():
     config = LV.resolve({"alpha": 0.8, "method": "abm"})
-    spec = {"suite": "s", "run_id": "r", "task": "lotka_volterra", "config": config,
-            "config_hash": "h", "device": "cpu", "measure": MEASURE}
-    record = execute(spec)
+    record = execute(RunDescription(suite="s", run_id="r", task="lotka_volterra", config=config,
+                                    config_hash="h", device="cpu", measure=MEASURE))
     assert record["status"] == "ok" and record["stopped_early"] is True
     assert record["iterations"] == len(record["train_curve"]) < 300
 
@@ -98,10 +97,10 @@ def test_the_order_gradient_is_exact_in_every_exact_mode():
     assert direct[0].item() == pytest.approx((losses[0] - losses[1]) / (2 * eps), rel=1e-6)
 
 
-def _spec(task: str, **config) -> dict:
+def _spec(task: str, **config) -> RunDescription:
     cfg = TASKS[task].resolve(config)
-    return {"suite": "t", "run_id": "r", "task": task, "config": cfg, "config_hash": "h",
-            "device": "cpu", "measure": MEASURE}
+    return RunDescription(suite="t", run_id="r", task=task, config=cfg, config_hash="h",
+                          device="cpu", measure=MEASURE)
 
 
 @pytest.mark.parametrize(("task", "config"), [

@@ -402,14 +402,14 @@ def test_a_revolve_run_with_history_soe_runs_end_to_end(tmp_path):
     ids=["in-window", "in-memory", "in-warmup", "never"],
 )
 def test_early_stopping_hook(stop_after, timed, stopped):
+    from fdebench.runner import Measure, RunDescription
     from fdebench.runner.execute import execute
     from fdebench.tasks import TASKS
 
     config = TASKS["fake_stop"].resolve({"t_end": 0.1, "iters": 6, "stop_after": stop_after})
-    spec = {"suite": "s", "run_id": "r", "task": "fake_stop", "config": config,
-            "config_hash": "h", "device": "cpu",
-            "measure": {"warmup_iters": 1, "timed_iters": 3, "time_limit_s": 60, "threads": None}}
-    record = execute(spec)
+    record = execute(RunDescription(
+        suite="s", run_id="r", task="fake_stop", config=config, config_hash="h", device="cpu",
+        measure=Measure(warmup_iters=1, timed_iters=3, time_limit_s=60)))
     assert record["status"] == "ok", record["message"]
     ran = min(stop_after, 6)
     assert record["hook_calls"] == ran  # called after every iteration, none after the stop

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..errors import InputError
+from ..results import OK
 from .sources import BENCHMARKS, RUNS, Results
 from .spec import Threshold, format_number
 
@@ -32,6 +33,8 @@ __all__ = ["COLUMNS", "Comparison", "compare"]
 
 COLUMNS = ["run", "metric", "baseline", "current", "change", "limit", "result"]
 REGRESSION = "REGRESSION"
+#: the verdict of a threshold that holds (a verdict, not a run status)
+PASSED = "ok"
 
 
 @dataclass
@@ -108,9 +111,9 @@ def _status_row(key: str, baseline: Results, current: Results, out: Comparison) 
     (before, _), (after, message) = baseline.status[key], current.status[key]
     label = current.labels[key]
     if before == after:
-        return before == "ok"
-    failed = before == "ok"
-    out.table.loc[len(out.table)] = [label, "status", before, after, "", "ok",
+        return before == OK
+    failed = before == OK
+    out.table.loc[len(out.table)] = [label, "status", before, after, "", OK,
                                      REGRESSION if failed else ""]
     if failed:
         out.regressions.append(f"{label}: status {before} -> {after}"
@@ -137,7 +140,7 @@ def _metric_rows(key: str, metric: str, thresholds: list[Threshold], baseline: R
             continue
         else:
             limit = threshold.describe(a if threshold.needs_baseline else 0.0)
-            verdict = REGRESSION if threshold.fails(a, b) else "ok"
+            verdict = REGRESSION if threshold.fails(a, b) else PASSED
             reason = f"{format_number(a)} -> {format_number(b)} ({_change(a, b)}), limit {limit}"
         out.table.loc[len(out.table)] = [*row, limit, verdict]
         if verdict == REGRESSION:

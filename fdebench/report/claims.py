@@ -39,15 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..results import OK
 from .claim_maps import map_section
-from .grouping import (
-    config_keys,
-    declared,
-    metric_names,
-    ordered_modes,
-    with_modes,
-    with_n_steps,
-)
+from .grouping import config_keys, declared, metric_names, ordered_modes, with_modes
 from .tables import markdown_table
 
 __all__ = [
@@ -224,10 +218,9 @@ def claim_values(runs: pd.DataFrame) -> pd.DataFrame:
     ``n_steps``, ...).  Only ``ok`` runs of tasks with a direct baseline and another mode."""
     rows: list[dict] = []
     runs = with_modes(runs)  # revolve+soe is a mode compared with the direct baselines
-    ok = runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    ok = runs[runs["status"] == OK] if "status" in runs.columns else runs
     directions = _directions(ok)
     for task, task_runs in ok.groupby("task", sort=False):
-        task_runs = with_n_steps(task_runs)
         if "direct" not in set(task_runs["gradient"]):
             continue
         keys = config_keys(task_runs)

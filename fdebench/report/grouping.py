@@ -21,15 +21,13 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ..results import RECORD_FIELDS
+from ..results import OK, RECORD_FIELDS
 
 __all__ = [
     "GRADIENT_ORDER", "MODE_KEYS", "config_keys", "config_label", "declared", "format_value",
-    "metric_names",
-    "ordered_modes", "with_modes", "with_n_steps",
+    "metric_names", "ordered_modes", "with_modes",
 ]
 
 #: gradient modes in the order tables and legends show them; others follow, sorted
@@ -38,7 +36,8 @@ GRADIENT_ORDER = ("direct", "adjoint", "checkpoint")
 MODE_KEYS = ("history", "soe_tol")
 #: identity, outcome and measurement fields of a run record: never config keys
 NOT_CONFIG = frozenset(RECORD_FIELDS) - {"device"} | {"gradient", "seed", *MODE_KEYS}
-#: config keys whether or not the run ids name them (n_steps is derived from step_size)
+#: config keys whether or not the run ids name them (``n_steps``: the runner's, from
+#: ``t_end`` and ``step_size``, stored in every record and never recomputed here)
 ALWAYS_CONFIG = ("alpha", "method", "t_end", "n_steps", "step_size", "device")
 
 
@@ -100,7 +99,7 @@ def config_keys(runs: pd.DataFrame) -> list[str]:
     discretisation first (alpha, method, t_end, n_steps, step_size, device) then the rest.
 
     Only ``ok`` runs count when there are any: a failed run's record may lack fields."""
-    ok = runs[runs["status"] == "ok"]
+    ok = runs[runs["status"] == OK]
     runs = ok if len(ok) else runs
     metrics = metric_names(runs)
     keys = [c for c in runs.columns if _is_candidate(runs, c, metrics)]
@@ -150,12 +149,3 @@ def with_modes(runs: pd.DataFrame) -> pd.DataFrame:
     gradient = runs["gradient"].astype(object).where(~mark, runs["gradient"].astype(str) + suffix)
     return runs.assign(gradient=gradient)
 
-
-def with_n_steps(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with ``n_steps`` filled in from ``t_end / step_size`` where it is missing."""
-    if not {"t_end", "step_size"} <= set(runs.columns):
-        return runs
-    derived = (pd.to_numeric(runs["t_end"], errors="coerce")
-               / pd.to_numeric(runs["step_size"], errors="coerce")).round()
-    current = runs["n_steps"] if "n_steps" in runs.columns else derived * np.nan
-    return runs.assign(n_steps=pd.to_numeric(current, errors="coerce").fillna(derived))

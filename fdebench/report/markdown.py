@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..results import load
+from ..results import OK, load
 from . import figures
 from .claims import claims_section
-from .fidelity import fidelity_section, reference_lines, skipped_fine_lines
-from .grouping import config_keys, format_value, metric_names, with_modes, with_n_steps
+from .fidelity import fidelity_section, fine_step, reference_lines, skipped_fine_lines
+from .grouping import config_keys, format_value, metric_names, with_modes
 from .order import order_section
 from .series import floor_ratios, scaling_panels, time_memory_panels, training_curves
 from .tables import (
@@ -30,7 +30,7 @@ from .tables import (
 __all__ = ["write_report", "write_suite_report"]
 
 README = "README.md"
-HOW_TO_READ = (
+HOW_TO_READ = (  # {fine_step}: from the records (see fdebench.report.fidelity.fine_step)
     "Tables show `ok` runs only, one row per configuration and gradient mode. `peak mem` is the "
     "peak of the tensor bytes torch holds during one training iteration above its start (the "
     "allocator's count, exact and the same on CPU and CUDA; measured in an untimed iteration of "
@@ -39,7 +39,7 @@ HOW_TO_READ = (
     "seeds; `x / direct` compares with `direct` at the same configuration; metrics are "
     "mean ± std over seeds (the first is the task's headline metric); `grad rel err` is the "
     "largest over seeds of this mode's gradient against direct's (direct is the reference), "
-    "`grad rel err fine` against a float64 direct gradient at an 8x finer step (every mode)."
+    "`grad rel err fine` against a float64 direct gradient at {fine_step} (every mode)."
 )
 
 
@@ -129,7 +129,7 @@ def _data_lines(runs: pd.DataFrame) -> list[str]:
             lines += [f"**Synthetic data:** {value.removeprefix('synthetic').lstrip(': ')}.", ""]
         elif value:
             lines += [f"Data: {value}.", ""]
-    ok = runs[runs["status"] == "ok"]
+    ok = runs[runs["status"] == OK]
     data_time = pd.to_numeric(ok.get("data_time_s", pd.Series(dtype=float)), errors="coerce")
     setup_time = pd.to_numeric(ok.get("setup_time_s", pd.Series(dtype=float)), errors="coerce")
     if data_time.gt(0).any():
@@ -141,10 +141,9 @@ def _data_lines(runs: pd.DataFrame) -> list[str]:
 
 def _task_section(task: str, runs: pd.DataFrame, folder: Path) -> list[str]:
     """The table and figures of one task."""
-    runs = with_n_steps(runs)
     keys, metrics = config_keys(runs), metric_names(runs)
     lines = [f"## Task `{task}`", "", status_counts(runs) + ".", "", *_data_lines(runs)]
-    if not (runs["status"] == "ok").any():
+    if not (runs["status"] == OK).any():
         return [*lines, "No successful runs: see *Failed runs* below.", ""]
     if metrics:
         lines += [f"Headline metric: `{metrics[0]}`.", ""]
@@ -178,7 +177,7 @@ def provenance(runs: pd.DataFrame) -> str:
 def _header(suite: str, runs: pd.DataFrame) -> list[str]:
     """Title, provenance, run counts and environment."""
     lines = [f"# fdebench report: suite `{suite}`", "", provenance(runs), "",
-             status_counts(runs) + ".", "", HOW_TO_READ, ""]
+             status_counts(runs) + ".", "", HOW_TO_READ.format(fine_step=fine_step(runs)), ""]
     environment = environment_table(runs)
     if not environment.empty:
         lines += ["## Environment", "", markdown_table(environment), ""]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..results import OK
 from .figures import order_figure
 from .grouping import declared, format_value
 from .tables import markdown_table
@@ -57,7 +58,7 @@ def order_section(task: str, runs: pd.DataFrame, keys: list[str],
     ``ok`` runs; nothing when none learnt its order."""
     if LEARNT not in runs.columns:
         return []
-    ok = runs[(runs["status"] == "ok") & runs[LEARNT].notna()].copy()
+    ok = runs[(runs["status"] == OK) & runs[LEARNT].notna()].copy()
     if ok.empty:
         return []
     truth = true_order(ok)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..results import OK
 from .grouping import config_label, format_value, ordered_modes
 
 __all__ = [
@@ -107,7 +108,7 @@ def _positive(runs: pd.DataFrame, column: str) -> pd.DataFrame:
     """The ``ok`` runs with a positive ``n_steps`` and a positive finite ``column``."""
     if column not in runs.columns or "n_steps" not in runs.columns:
         return runs.iloc[0:0]
-    runs = runs[runs["status"] == "ok"].assign(
+    runs = runs[runs["status"] == OK].assign(
         n_steps=pd.to_numeric(runs["n_steps"], errors="coerce"),
         value=pd.to_numeric(runs[column], errors="coerce"))
     return runs[(runs["n_steps"] > 0) & (runs["value"] > 0) & np.isfinite(runs["value"])]
@@ -209,7 +210,7 @@ def training_curves(runs: pd.DataFrame, keys: list[str]) -> tuple[str, list[Curv
     if "train_curve" not in runs.columns:
         return "", []
     has_curve = runs["train_curve"].map(lambda c: isinstance(c, list) and len(c) > 0)
-    rows = runs[(runs["status"] == "ok") & has_curve]
+    rows = runs[(runs["status"] == OK) & has_curve]
     if rows.empty:
         return "", []
     values, rows = _representative(rows, keys)

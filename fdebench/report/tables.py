@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..results import OK, STATUSES
 from .grouping import format_value, ordered_modes
 from .series import Panel, floor_ratios
 
@@ -17,7 +18,7 @@ __all__ = [
 ]
 
 MIB = 2**20
-STATUS_ORDER = ("ok", "oom", "nan", "timeout", "error")
+STATUS_ORDER = STATUSES
 #: (column, label) of the environment facts a report shows
 ENVIRONMENT = (
     ("env.device_name", "device name"), ("device", "torch device"),
@@ -64,7 +65,7 @@ def concurrency_warning(runs: pd.DataFrame) -> str | None:
     node (``concurrent_runs``), so that the table compares them; ``None`` otherwise."""
     if not {"node", "concurrent_runs"} <= set(runs.columns):
         return None
-    ok = runs[runs["status"] == "ok"].dropna(subset=["node", "concurrent_runs"])
+    ok = runs[runs["status"] == OK].dropna(subset=["node", "concurrent_runs"])
     levels = ok.groupby("node")["concurrent_runs"].unique()
     mixed = {node: sorted(int(v) for v in values) for node, values in levels.items()
              if len(values) > 1}
@@ -79,7 +80,7 @@ def concurrency_warning(runs: pd.DataFrame) -> str | None:
 
 def failed_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Run id, status and message of every run whose status is not ``ok``."""
-    failed = runs[runs["status"] != "ok"]
+    failed = runs[runs["status"] != OK]
     message = failed.get("message", pd.Series(None, index=failed.index, dtype=object))
     return pd.DataFrame({
         "run_id": failed["run_id"].map(format_value),
@@ -111,7 +112,7 @@ def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) ->
     """
     group = [*keys, "gradient"]
     runs = _numeric(runs, [*_MEASURES, *metrics])
-    ok = runs[runs["status"] == "ok"].groupby(group, dropna=False, sort=False)
+    ok = runs[runs["status"] == OK].groupby(group, dropna=False, sort=False)
     summary = pd.DataFrame({
         "mem_mib": ok["peak_mem_bytes"].mean() / MIB,
         **{column: ok[field].mean() / MIB for column, field, _ in _PROCESS_MEMORY},
@@ -120,7 +121,7 @@ def gradient_summary(runs: pd.DataFrame, keys: list[str], metrics: list[str]) ->
         "grad_rel_err_fine": ok["grad_rel_err_fine"].max(),
         "grad_reference": ok["grad_reference"].first() if "grad_reference" in runs.columns
         else None,
-        "ok": ok.size(),
+        OK: ok.size(),
     })
     for metric in metrics:
         summary[f"{metric}_mean"] = ok[metric].mean()
@@ -191,7 +192,7 @@ def gradient_table(summary: pd.DataFrame, keys: list[str], metrics: list[str]) -
     if summary["grad_rel_err_fine"].notna().any():
         table["grad rel err fine (max)"] = summary["grad_rel_err_fine"].map(
             lambda v: "" if pd.isna(v) else f"{v:.2e}")
-    table["ok / runs"] = [f"{ok}/{n}" for ok, n in zip(summary["ok"], summary["runs"], strict=True)]
+    table["ok / runs"] = [f"{ok}/{n}" for ok, n in zip(summary[OK], summary["runs"], strict=True)]
     align = ["left"] * (len(keys) + 1) + ["right"] * (table.shape[1] - len(keys) - 1)
     return markdown_table(table, align)
 

@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .schema import OK
+
 __all__ = ["append_record", "completed_ok", "read_records"]
 
 
@@ -97,5 +99,5 @@ def completed_ok(path: str | Path) -> dict[str, str | None]:
         return {}
     latest = {r["run_id"]: r for r in read_records(path) if r.get("run_id") is not None}
     return {run_id: r.get("config_hash") for run_id, r in latest.items()
-            if r.get("status") == "ok"}
+            if r.get("status") == OK}
 

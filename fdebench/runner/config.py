@@ -18,6 +18,7 @@ import yaml
 
 from ..engine import GRADIENTS, HISTORIES, SOE_TOLERANCES
 from ..errors import InputError
+from ..results import collisions
 from ..tasks import ENGINE_DEFAULTS, ENGINES, TASKS, all_methods, incompatible
 
 __all__ = [
@@ -199,6 +200,15 @@ def key_checks(task: str) -> dict[str, Any]:
     return checks
 
 
+def record_collisions(task: str) -> list[str]:
+    """Why the runs of ``task`` cannot be recorded, if they cannot: a configuration key
+    (parameter) or metric that names a record field, or a metric named like a parameter, would
+    overwrite it in the flat record (see :func:`fdebench.results.collisions`)."""
+    cls = TASKS[task]
+    return [f"task {task!r} cannot be recorded: {problem}"
+            for problem in collisions(cls.resolve({}), cls.metrics)]
+
+
 def all_keys() -> set[str]:
     return set(ENGINE_DEFAULTS) | {k for t in TASKS.values() for k in t.params}
 
@@ -348,6 +358,8 @@ def _tasks(c: _Checker, entries: Any, suite: Suite) -> list[TaskEntry]:
             valid = ", ".join(sorted(TASKS))
             c.add((*path, "task"), f"unknown task {name!r}; valid tasks: {valid}")
             continue
+        for problem in record_collisions(name):
+            c.add(path, problem)
         checks = key_checks(name)
         c.mapping(entry, path, set(checks) | {"task", "grid"})
         params = {k: v for k, v in entry.items() if k in checks}

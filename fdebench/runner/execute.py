@@ -13,8 +13,10 @@ import torch
 
 from ..errors import InputError
 from ..measure import AllocatorPeak, ProcessPeak, fingerprint, median_iqr, now
-from ..results import RunRecord
+from ..results import ERROR, NAN, OOM, RunRecord
 from ..tasks import TASKS, NonFinite, Step, Task
+from .config import Measure
+from .description import RunDescription
 from .fidelity import fidelity
 
 __all__ = ["execute", "failure_record", "resolve_device"]
@@ -45,19 +47,19 @@ def _steps(task: Task, device: torch.device, count: int, steps: list[Step]) -> b
 COST_ONLY_TIMED = 3
 
 
-def _budget(iterations: int, measure: dict[str, Any],
+def _budget(iterations: int, measure: Measure,
             cost_only: bool = False) -> tuple[int, int, int]:
     """``(warm-up, memory, timed)`` iterations out of the task's ``iterations``: the memory
     iteration and at least one timed iteration come before the warm-up is granted.  A
     cost-only run takes exactly the warm-up, the memory iteration and the timed ones
     (``timed_iters``, else :data:`COST_ONLY_TIMED`), whatever the task's training budget."""
     if cost_only:
-        return measure["warmup_iters"], 1, measure["timed_iters"] or COST_ONLY_TIMED
+        return measure.warmup_iters, 1, measure.timed_iters or COST_ONLY_TIMED
     memory = 1 if iterations >= 1 else 0
-    warmup = min(measure["warmup_iters"], max(iterations - memory - 1, 0))
+    warmup = min(measure.warmup_iters, max(iterations - memory - 1, 0))
     timed = iterations - warmup - memory
-    if measure["timed_iters"] is not None:
-        timed = min(timed, measure["timed_iters"])
+    if measure.timed_iters is not None:
+        timed = min(timed, measure.timed_iters)
     return warmup, memory, timed
 
 
@@ -66,13 +68,14 @@ def _mean(values: list[int]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _train(task: Task, measure: dict[str, Any], device: torch.device,
+def _train(task: Task, measure: Measure, device: torch.device,
            cost_only: bool = False) -> dict[str, Any]:
     """The training loop: warm-up iterations; one untimed iteration inside the allocator
     window (``peak_mem_bytes``; on the CPU the profiler that counts it would slow a timed
     iteration down); the timed iterations inside the process-memory window; then the untimed
     rest of the training budget.  A task that stops early (see
-    :meth:`~fdebench.tasks.Task.after_iteration`) leaves fewer iterations, maybe none timed."""
+    :meth:`~fdebench.tasks.Task.after_iteration`) leaves fewer iterations, maybe none timed.
+    Returns record fields by name."""
     warmup, memory, timed = _budget(task.iterations, measure, cost_only)
     steps: list[Step] = []
     stopped = _steps(task, device, warmup, steps)
@@ -113,61 +116,59 @@ def _train(task: Task, measure: dict[str, Any], device: torch.device,
 
 def _status(exc: BaseException) -> str:
     if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return "oom"
-    return "nan" if isinstance(exc, NonFinite) else "error"
+        return OOM
+    return NAN if isinstance(exc, NonFinite) else ERROR
 
 
-def _new_record(spec: dict[str, Any]) -> RunRecord:
-    return RunRecord(suite=spec["suite"], run_id=spec["run_id"],
-                     config_hash=spec["config_hash"], task=spec["task"],
-                     config=dict(spec["config"]), id_keys=list(spec.get("id_keys", ())),
-                     device=spec["device"])
+def _new_record(run: RunDescription) -> RunRecord:
+    return RunRecord(suite=run.suite, run_id=run.run_id, config_hash=run.config_hash,
+                     task=run.task, config=dict(run.config), id_keys=list(run.id_keys),
+                     device=run.device)
 
 
-def failure_record(spec: dict[str, Any], status: str, message: str,
+def failure_record(run: RunDescription, status: str, message: str,
                    wall_s: float | None = None) -> dict[str, Any]:
     """The stored record of a run whose worker left none (killed, timed out, lost)."""
-    record = _new_record(spec)
-    record.status, record.message, record.wall_s = status, message, wall_s
+    record = _new_record(run)
+    record.update({"status": status, "message": message, "wall_s": wall_s})
     return record.to_json()
 
 
-def execute(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run ``spec`` (``suite, run_id, task, config, config_hash, id_keys, measure, device``)
-    and return its stored record."""
+def execute(run: RunDescription) -> dict[str, Any]:
+    """Run ``run`` and return its stored record.
+
+    The record is filled through :meth:`~fdebench.results.RunRecord.update`: a field name the
+    record does not declare (a misspelt measurement) fails the run with status ``error`` and a
+    message naming it, instead of vanishing from the stored record."""
     started = time.perf_counter()
-    config = spec["config"]
+    config = run.config
     cost_only = bool(config.get("cost_only", False))  # measure at full size, train no further
-    record = _new_record(spec)
+    record = _new_record(run)
     record.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
-        if spec["measure"].get("threads"):
-            torch.set_num_threads(spec["measure"]["threads"])
-        device = resolve_device(spec["device"])
-        record.device = device.type
-        record.env = fingerprint(device)
-        cls = TASKS[spec["task"]]
-        record.metric_names = list(cls.metrics)
-        record.metric_directions = dict(cls.metrics)
+        if run.measure.threads:
+            torch.set_num_threads(run.measure.threads)
+        device = resolve_device(run.device)
+        record.update({"device": device.type})
+        record.update({"env": fingerprint(device)})
+        cls = TASKS[run.task]
+        record.update({"metric_names": list(cls.metrics), "metric_directions": dict(cls.metrics)})
         torch.manual_seed(config["seed"])
         task = cls(config, device)
         setup_started = time.perf_counter()
         task.setup()
-        record.setup_time_s = time.perf_counter() - setup_started
-        record.data_time_s, record.data = task.data_time_s, task.data
+        record.update({"setup_time_s": time.perf_counter() - setup_started,
+                       "data_time_s": task.data_time_s, "data": task.data})
         task.snapshot()
-        record.true_values = task.true_values()
-        for key, value in _train(task, spec["measure"], device, cost_only).items():
-            setattr(record, key, value)
-        record.state_bytes = task.state_bytes or None
+        record.update({"true_values": task.true_values()})
+        record.update(_train(task, run.measure, device, cost_only))
+        record.update({"state_bytes": task.state_bytes or None})
         if not cost_only:
-            record.metrics = task.evaluate()
-            record.alpha_learned = task.alpha_learned()
-        for key, value in fidelity(task, config, fine=not cost_only).items():
-            setattr(record, key, value)
+            record.update({"metrics": task.evaluate(), "alpha_learned": task.alpha_learned()})
+        record.update(fidelity(task, config, fine=not cost_only))
     except Exception as exc:  # every failure becomes a record; the suite goes on
-        record.status = _status(exc)
-        record.message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        record.traceback = traceback.format_exc()
+        record.update({"status": _status(exc),
+                       "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                       "traceback": traceback.format_exc()})
     record.wall_s = time.perf_counter() - started
     return record.to_json()

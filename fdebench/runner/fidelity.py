@@ -64,7 +64,8 @@ def _fine(task: Task, config: dict[str, Any], grad: torch.Tensor,
     described = (f"fdebench {settings['method']} direct, float64, step "
                  f"{settings['step_size']:g} (run's / {FINE_FACTOR})")
     out: dict[str, Any] = {"grad_rel_err_fine": None, "grad_fine_skipped": None,
-                           "grad_fine_reference": described}
+                           "grad_fine_reference": described, "grad_fine_factor": FINE_FACTOR,
+                           "grad_fine_method": settings["method"]}
     cost = work * FINE_FACTOR
     if cost > FINE_WORK_CAP:
         out["grad_fine_skipped"] = (f"cost cap: {cost:.3g} element-steps (state x steps) > "
@@ -88,7 +89,8 @@ def fidelity(task: Task, config: dict[str, Any], *, fine: bool = True) -> dict[s
     and ``grad_reference`` (against :func:`reference_mode` with the exact history; ``None``
     for the reference itself), ``grad_rel_err_fine``, ``grad_fine_skipped`` and
     ``grad_fine_reference`` (against the fine reference; skipped with :data:`COST_ONLY_SKIP`
-    when not ``fine``)."""
+    when not ``fine``), and that reference's step factor (``grad_fine_factor``:
+    :data:`FINE_FACTOR`) and method (``grad_fine_method``), which the report reads."""
     gradient = config["gradient"]
     grad = task.gradient_probe(gradient)
     work = task.probe_work
@@ -101,5 +103,5 @@ def fidelity(task: Task, config: dict[str, Any], *, fine: bool = True) -> dict[s
             grad.to(reference.dtype), reference, dim=0).item()
     if not fine:
         return {**out, "grad_rel_err_fine": None, "grad_fine_skipped": COST_ONLY_SKIP,
-                "grad_fine_reference": None}
+                "grad_fine_reference": None, "grad_fine_factor": None, "grad_fine_method": None}
     return {**out, **_fine(task, config, grad, work)}

@@ -9,13 +9,13 @@ import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..results import RUNS_FILE, append_record, completed_ok
+from ..results import OK, RUNS_FILE, amend, append_record, completed_ok
 from .config import Suite
+from .description import RunDescription
 from .executors import EXECUTORS, Executor, Started
 from .grid import RunSpec, expand
 
@@ -37,11 +37,11 @@ def _matches(run_id: str, pattern: str) -> bool:
     return re.fullmatch(regex, run_id) is not None
 
 
-def _spec(suite: Suite, run: RunSpec, device: str) -> dict[str, Any]:
+def _describe(suite: Suite, run: RunSpec, device: str) -> RunDescription:
     """What a worker needs to execute ``run`` (see :func:`.execute.execute`)."""
-    return {"suite": suite.name, "run_id": run.run_id, "task": run.task, "config": run.config,
-            "config_hash": run.config_hash, "id_keys": run.id_keys,
-            "measure": suite.measure.__dict__, "device": device}
+    return RunDescription(suite=suite.name, run_id=run.run_id, task=run.task, config=run.config,
+                          config_hash=run.config_hash, id_keys=run.id_keys,
+                          measure=suite.measure, device=device)
 
 
 class _Concurrency:
@@ -82,8 +82,8 @@ class _Progress:
 
     def finished(self, status: str) -> None:
         self.running -= 1
-        self.ok += status == "ok"
-        self.failed += status != "ok"
+        self.ok += status == OK
+        self.failed += status != OK
         self.bar.update(1)
         self._show()
 
@@ -98,17 +98,17 @@ class _Progress:
 def _execute(suite: Suite, todo: list[RunSpec], executor: Executor, path: Path, counts: Counter,
              quiet: bool) -> None:
     """Run ``todo`` on ``executor``; append each record as its run ends, saying how it ran."""
-    specs = [_spec(suite, run, executor.device) for run in todo]
-    concurrency, progress = _Concurrency(), _Progress(len(specs), quiet)
+    runs = [_describe(suite, run, executor.device) for run in todo]
+    concurrency, progress = _Concurrency(), _Progress(len(runs), quiet)
     try:
-        for event in executor.run(specs, suite.measure.time_limit_s):
+        for event in executor.run(runs, suite.measure.time_limit_s):
             if isinstance(event, Started):
                 concurrency.start(event.index, event.node)
                 progress.started()
                 continue
             node, together = concurrency.end(event.index)
-            record = {**event.record, "executor": executor.name, "node": node,
-                      "concurrent_runs": together}
+            record = amend(event.record, executor=executor.name, node=node,
+                           concurrent_runs=together)
             append_record(path, record)
             counts[record["status"]] += 1
             progress.finished(record["status"])

@@ -5,8 +5,9 @@ a leak from taking the suite down.  The runs are forked from a ``forkserver`` th
 torch and the runner once (about 5 s saved per run, see :data:`PRELOAD`; the server has run no
 torch operation, so the fork is clean), see :func:`start_run`; :class:`RunProcess` watches one of
 them against its time limit and turns however it ended into a record.  ``python -m
-fdebench.runner.worker SPEC.json OUT.json`` runs one spec in a fresh interpreter instead.  Either
-way the record is written to OUT.json atomically.
+fdebench.runner.worker SPEC.json OUT.json`` runs one in a fresh interpreter instead (SPEC.json:
+:meth:`~fdebench.runner.description.RunDescription.to_json`).  Either way the record is written
+to OUT.json atomically.
 
 A run dies with whatever started it: it asks the kernel for SIGKILL when the fork server exits,
 and the fork server exits as soon as the process that started it is gone (the driver, or the
@@ -28,6 +29,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from ..results import ERROR, OOM, TIMEOUT
+from .description import RunDescription
 from .execute import failure_record
 
 __all__ = ["RunProcess", "main", "run_in_process", "start_run"]
@@ -51,7 +54,7 @@ def main(argv: list[str]) -> int:
 
     spec_path, out_path = map(Path, argv)
     load_plugins()  # the environment may name plugin modules the fork server never saw
-    record = execute(json.loads(spec_path.read_text()))
+    record = execute(RunDescription.from_json(json.loads(spec_path.read_text())))
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, default=str))
     os.replace(tmp, out_path)
@@ -102,17 +105,17 @@ def start_run(spec_path: Path, out_path: Path, err_path: Path,
 
 
 class RunProcess:
-    """One run of ``spec`` in a process of its own, started at once, with ``limit`` seconds.
+    """One ``run`` in a process of its own, started at once, with ``limit`` seconds.
 
     Wait on :attr:`sentinel` until :attr:`deadline`, then take :meth:`record`; :meth:`kill`
     takes the run down (Ctrl-C)."""
 
-    def __init__(self, spec: dict[str, Any], limit: float, environ: dict[str, str]) -> None:
-        self.spec, self.limit = spec, limit
+    def __init__(self, run: RunDescription, limit: float, environ: dict[str, str]) -> None:
+        self.run, self.limit = run, limit
         self._folder = tempfile.TemporaryDirectory(prefix="fdebench-")
         folder = Path(self._folder.name)
         self._out, self._err = folder / "record.json", folder / "stderr.txt"
-        (folder / "spec.json").write_text(json.dumps(spec))
+        (folder / "spec.json").write_text(json.dumps(run.to_json()))
         self.started = time.monotonic()
         self.deadline = self.started + limit
         self.process = start_run(folder / "spec.json", self._out, self._err, environ)
@@ -123,21 +126,21 @@ class RunProcess:
         i.e. past its time limit)."""
         if self.process.is_alive():
             self.kill()
-            return self._failure("timeout", f"exceeded the time limit of {self.limit:g} s")
+            return self._failure(TIMEOUT, f"exceeded the time limit of {self.limit:g} s")
         try:
             if self._out.exists():
                 return json.loads(self._out.read_text())
             if self.process.exitcode == -signal.SIGKILL:
-                return self._failure("oom", "killed by SIGKILL (out of memory?)")
+                return self._failure(OOM, "killed by SIGKILL (out of memory?)")
             stderr = self._err.read_text(errors="replace") if self._err.exists() else ""
             tail = stderr.strip().splitlines()[-1:] or ["no output"]
-            return self._failure("error", f"worker exited with code {self.process.exitcode}: "
+            return self._failure(ERROR, f"worker exited with code {self.process.exitcode}: "
                                  f"{tail[0]}")
         finally:
             self._folder.cleanup()
 
     def _failure(self, status: str, message: str) -> dict[str, Any]:
-        return failure_record(self.spec, status, message, time.monotonic() - self.started)
+        return failure_record(self.run, status, message, time.monotonic() - self.started)
 
     def kill(self) -> None:
         """Kill the run and anything it started (it leads its own process group)."""
@@ -147,15 +150,16 @@ class RunProcess:
         self._folder.cleanup()
 
 
-def run_in_process(spec: dict[str, Any], limit: float, environ: dict[str, str]) -> dict[str, Any]:
-    """Run ``spec`` in a process of its own within ``limit`` seconds; its record."""
-    run = RunProcess(spec, limit, environ)
+def run_in_process(run: RunDescription, limit: float,
+                   environ: dict[str, str]) -> dict[str, Any]:
+    """Execute ``run`` in a process of its own within ``limit`` seconds; its record."""
+    process = RunProcess(run, limit, environ)
     try:
-        run.process.join(limit)
+        process.process.join(limit)
     except BaseException:  # Ctrl-C: take the run down with its caller
-        run.kill()
+        process.kill()
         raise
-    return run.record()
+    return process.record()
 
 
 if __name__ == "__main__":

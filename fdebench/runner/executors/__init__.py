@@ -1,6 +1,7 @@
 """Executors: how a suite's runs are spread over processes, GPUs and machines.
 
-An executor is a context manager that runs specs and yields events (:mod:`.base`):
+An executor is a context manager that executes runs (each a
+:class:`~fdebench.runner.description.RunDescription`) and yields events (:mod:`.base`):
 :class:`Started` when a run begins on a node, :class:`Finished` with its record when it ends.
 The driver (:func:`fdebench.runner.suite.run_suite`) is the only one that writes records.
 Whatever the executor, every run executes in a fresh process of its own

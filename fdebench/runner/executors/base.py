@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
+
+from ..description import RunDescription
 
 __all__ = ["Event", "Executor", "Finished", "Started", "with_threads"]
 
 
 @dataclass(frozen=True)
 class Started:
-    """Run ``index`` (its position in the specs given to ``run``) began on ``node``."""
+    """Run ``index`` (its position in the runs given to ``run``) began on ``node``."""
 
     index: int
     node: str
@@ -31,7 +33,7 @@ Event = Started | Finished
 class Executor(Protocol):
     """Built with ``(jobs=, address=, resources=, device=)``, which it checks at once; entered,
     it holds what it runs on (``device``: ``cpu`` or ``cuda``; ``jobs``: runs at a time);
-    ``run`` yields the events of ``specs``; leaving it stops whatever still runs."""
+    ``run`` yields the events of ``runs``; leaving it stops whatever still runs."""
 
     name: str
     device: str
@@ -41,12 +43,12 @@ class Executor(Protocol):
 
     def __exit__(self, *exc: object) -> None: ...
 
-    def run(self, specs: list[dict[str, Any]], limit: float) -> Iterator[Event]: ...
+    def run(self, runs: list[RunDescription], limit: float) -> Iterator[Event]: ...
 
 
-def with_threads(spec: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    """``spec`` running on ``threads`` torch threads, unless the suite fixed them
+def with_threads(run: RunDescription, threads: int | None) -> RunDescription:
+    """``run`` on ``threads`` torch threads (a new description), unless the suite fixed them
     (``measure.threads``) or ``threads`` is ``None`` (torch's default)."""
-    if threads is None or spec["measure"].get("threads"):
-        return spec
-    return {**spec, "measure": {**spec["measure"], "threads": threads}}
+    if threads is None or run.measure.threads:
+        return run
+    return replace(run, measure=replace(run.measure, threads=threads))

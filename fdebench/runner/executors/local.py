@@ -14,12 +14,12 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from multiprocessing.connection import wait
-from typing import Any
 
 import torch
 
 from ...errors import InputError
 from ..config import Resources
+from ..description import RunDescription
 from ..execute import resolve_device
 from ..worker import RunProcess
 from .base import Event, Finished, Started, with_threads
@@ -84,12 +84,12 @@ class LocalExecutor:
             run.kill()
         self._running.clear()
 
-    def _start(self, index: int, spec: dict[str, Any], slot: int, limit: float) -> None:
+    def _start(self, index: int, run: RunDescription, slot: int, limit: float) -> None:
         environ = dict(os.environ)
         if self._slots[slot] is not None:
             environ["CUDA_VISIBLE_DEVICES"] = self._slots[slot]
-        run = RunProcess(with_threads(spec, self._threads), limit, environ)
-        self._running[index] = (run, slot)
+        process = RunProcess(with_threads(run, self._threads), limit, environ)
+        self._running[index] = (process, slot)
 
     def _ended(self) -> list[tuple[int, int, RunProcess]]:
         """Wait until some run ends or reaches its time limit; those runs, with their slots."""
@@ -100,12 +100,12 @@ class LocalExecutor:
         return [(index, slot, run) for index, (run, slot) in self._running.items()
                 if run.sentinel in ready or now >= run.deadline]
 
-    def run(self, specs: list[dict[str, Any]], limit: float) -> Iterator[Event]:
-        pending, free = deque(enumerate(specs)), deque(range(self.jobs))
+    def run(self, runs: list[RunDescription], limit: float) -> Iterator[Event]:
+        pending, free = deque(enumerate(runs)), deque(range(self.jobs))
         while pending or self._running:
             while pending and free:
-                index, spec = pending.popleft()
-                self._start(index, spec, free.popleft(), limit)
+                index, run = pending.popleft()
+                self._start(index, run, free.popleft(), limit)
                 yield Started(index, self.node)
             for index, slot, run in self._ended():
                 del self._running[index]

@@ -33,7 +33,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...errors import InputError
+from ...results import ERROR, OOM
 from ..config import Resources
+from ..description import RunDescription
 from ..execute import failure_record
 from ..worker import run_in_process
 from .base import Event, Finished, Started, with_threads
@@ -76,12 +78,12 @@ def _check_address(address: str) -> None:
                          f"{exc.strerror or exc}") from None
 
 
-def _ray_run(spec: dict[str, Any], limit: float,
+def _ray_run(run: RunDescription, limit: float,
              environ: dict[str, str]) -> Iterator[tuple[str, Any]]:
     """The Ray task of one run: where it landed, then its record (run in a process of its
     own with this task's environment, ``CUDA_VISIBLE_DEVICES`` included, plus ``environ``)."""
     yield "started", platform.node()
-    yield "finished", run_in_process(spec, limit, {**os.environ, **environ})
+    yield "finished", run_in_process(run, limit, {**os.environ, **environ})
 
 
 class RayExecutor:
@@ -98,7 +100,7 @@ class RayExecutor:
             _check_address(address)
         self._address, self._resources, self._requested = address, resources, device
         self.jobs, self.device = jobs or 0, device
-        self._in_flight: dict[Any, list[Any]] = {}  # generator -> [index, spec, start, node]
+        self._in_flight: dict[Any, list[Any]] = {}  # generator -> [index, run, start, node]
 
     def __enter__(self) -> RayExecutor:
         self._connect()
@@ -147,14 +149,14 @@ class RayExecutor:
                 f"`resources`), but the Ray cluster has {cpus:g} CPU(s) and {gpus:g} GPU(s)")
         self.jobs = self.jobs or capacity
 
-    def _submit(self, remote: Any, index: int, spec: dict[str, Any], limit: float) -> None:
+    def _submit(self, remote: Any, index: int, run: RunDescription, limit: float) -> None:
         environ = {k: v for k, v in os.environ.items() if k.startswith("FDEBENCH_")}
-        spec = with_threads(spec, self._resources.cpus)
-        self._in_flight[remote.remote(spec, limit, environ)] = [index, spec, None, None]
+        run = with_threads(run, self._resources.cpus)
+        self._in_flight[remote.remote(run, limit, environ)] = [index, run, None, None]
 
     def _next(self, generator: Any) -> Event | None:
         """The event of ``generator``'s next item (``None`` when it has none)."""
-        index, spec, started, _ = entry = self._in_flight[generator]
+        index, run, started, _ = entry = self._in_flight[generator]
         try:
             kind, value = self._ray.get(next(generator))
         except StopIteration:
@@ -163,18 +165,18 @@ class RayExecutor:
         except self._ray.exceptions.RayError as exc:
             del self._in_flight[generator]
             wall = time.monotonic() - started if started else None
-            return Finished(index, failure_record(spec, *_lost(exc), wall))
+            return Finished(index, failure_record(run, *_lost(exc), wall))
         if kind == "started":
             entry[2:] = [time.monotonic(), value]
             return Started(index, value)
         del self._in_flight[generator]
         return Finished(index, value)
 
-    def run(self, specs: list[dict[str, Any]], limit: float) -> Iterator[Event]:
+    def run(self, runs: list[RunDescription], limit: float) -> Iterator[Event]:
         remote = self._ray.remote(_ray_run).options(
             num_cpus=self._resources.cpus, num_gpus=self._resources.gpus_on(self.device),
             num_returns="streaming", max_retries=0)
-        pending = deque(enumerate(specs))
+        pending = deque(enumerate(runs))
         while pending or self._in_flight:
             while pending and len(self._in_flight) < self.jobs:
                 self._submit(remote, *pending.popleft(), limit)
@@ -192,10 +194,10 @@ def _lost(exc: Exception) -> tuple[str, str]:
     first = next((s.strip() for s in str(exc).splitlines() if s.strip()), "")
     if isinstance(exc, errors.RayTaskError):  # the task itself failed (e.g. no fdebench there)
         last = next((s.strip() for s in reversed(str(exc).splitlines()) if s.strip()), first)
-        return "error", f"its Ray task failed: {last}"[:500]
+        return ERROR, f"its Ray task failed: {last}"[:500]
     what = {errors.OutOfMemoryError: "killed by Ray's memory monitor",
             errors.NodeDiedError: "lost: the Ray node running it died",
             errors.WorkerCrashedError: "lost: the Ray worker running it died"}
     reason = next((v for k, v in what.items() if isinstance(exc, k)), "lost in Ray")
-    status = "oom" if isinstance(exc, errors.OutOfMemoryError) else "error"
+    status = OOM if isinstance(exc, errors.OutOfMemoryError) else ERROR
     return status, f"{reason} ({type(exc).__name__}: {first})"[:500]
