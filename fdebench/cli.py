@@ -34,7 +34,7 @@ def _check(args: argparse.Namespace) -> int:
 def _suites(args: argparse.Namespace) -> int:
     import yaml
 
-    from .runner.config import bundled_suites
+    from .runner.suite_file import bundled_suites
 
     for name, path in bundled_suites().items():
         data = yaml.safe_load(path.read_text()) or {}

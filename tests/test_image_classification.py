@@ -13,7 +13,7 @@ import task_setup
 import torch
 from task_setup import CPU
 
-from fdebench.runner.config import SuiteError, parse_suite
+from fdebench.runner.suite_file import SuiteError, parse_suite
 from fdebench.tasks.image_classification import ImageClassification
 from fdebench.tasks.image_data import CIFAR_FOLDER, DataIntegrityError, DataMissingError
 

@@ -14,7 +14,7 @@ import pytest
 import task_setup
 import torch
 
-from fdebench.runner.config import SuiteError, parse_suite
+from fdebench.runner.suite_file import SuiteError, parse_suite
 from fdebench.tasks import get_task
 from fdebench.tasks import graph_data as gd
 from fdebench.tasks import node_classification as nc

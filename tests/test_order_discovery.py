@@ -15,8 +15,8 @@ from task_setup import make
 
 from fdebench.report.order import order_section
 from fdebench.runner import Measure, RunDescription, SuiteError, expand, load_suite
-from fdebench.runner.config import find_suite
 from fdebench.runner.execute import execute
+from fdebench.runner.suite_file import find_suite
 from fdebench.tasks import TASKS, FDEBlock
 
 LV = TASKS["lotka_volterra"]

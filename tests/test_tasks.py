@@ -10,7 +10,7 @@ import torch
 from task_setup import config, make
 
 from fdebench.engine import fdeint
-from fdebench.runner.config import SuiteError, parse_suite
+from fdebench.runner.suite_file import SuiteError, parse_suite
 from fdebench.tasks import FreeFall, LotkaVolterra, Task, get_task
 from fdebench.tasks.freefall import exact_position
 

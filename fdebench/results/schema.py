@@ -14,7 +14,7 @@ The contract is enforced, not hoped for:
   unknown field, so a misspelt measurement fails its run instead of vanishing;
 * a configuration key or metric name that is also a record field (or a metric named like a
   configuration key) would overwrite it in the flat object: the suite loader refuses such a task
-  up front (fdebench.runner.config), and :meth:`RunRecord.to_json` raises on one;
+  up front (fdebench.runner.suite_file), and :meth:`RunRecord.to_json` raises on one;
 * a run's ``status`` is one of :data:`STATUSES`; writers and readers use the constants.
 """
 

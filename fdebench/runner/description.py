@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import Measure
+from .suite_file import Measure
 
 __all__ = ["RunDescription"]
 

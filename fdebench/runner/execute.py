@@ -15,9 +15,9 @@ from ..errors import InputError
 from ..measure import AllocatorPeak, ProcessPeak, fingerprint, median_iqr, now
 from ..results import ERROR, NAN, OOM, RunRecord
 from ..tasks import TASKS, NonFinite, Step, Task
-from .config import Measure
 from .description import RunDescription
 from .fidelity import fidelity
+from .suite_file import Measure
 
 __all__ = ["execute", "failure_record", "resolve_device"]
 

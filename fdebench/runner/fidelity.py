@@ -16,7 +16,7 @@ initial weights):
   of the ``fdebench`` engine in float64 at a step :data:`FINE_FACTOR` times finer, same
   ``alpha`` and method (a ``torchdiffeq`` run's reference is fdebench's ``euler`` for
   ``euler`` and ``rk4`` for every other method, see
-  :meth:`~fdebench.tasks.engines.Engine.reference_method`).  It stands in for the gradient of the
+  :meth:`~fdebench.tasks.backends.Engine.reference_method`).  It stands in for the gradient of the
   continuous problem: for a method of order ``p`` the reference's own error is about ``8^-p``
   of the run's, so ``grad_rel_err_fine`` is the run's distance from the continuous problem to
   within that fraction (for a first-order method it reads 7/8 of the true distance).  Skipped,

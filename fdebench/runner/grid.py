@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..tasks import ENGINE_DEFAULTS, TASKS, incompatible
-from .config import Suite
+from .suite_file import Suite
 
 __all__ = ["RunSpec", "expand"]
 

@@ -14,10 +14,10 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..results import OK, RUNS_FILE, amend, append_record, completed_ok
-from .config import Suite
 from .description import RunDescription
 from .executors import EXECUTORS, Executor, Started
 from .grid import RunSpec, expand
+from .suite_file import Suite
 
 __all__ = ["plan", "run_suite"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 
+from .backends import ENGINES, Incompatible, all_methods, incompatible
 from .base import ENGINE_DEFAULTS, HIGHER, LOWER, FDEBlock, NonFinite, Step, Task
-from .engines import ENGINES, Incompatible, all_methods, incompatible
 from .freefall import FreeFall
 from .image_classification import ImageClassification
 from .lotka_volterra import LotkaVolterra

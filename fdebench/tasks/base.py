@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .engines import ENGINES
+from .backends import ENGINES
 
 __all__ = ["ENGINE_DEFAULTS", "HIGHER", "LOWER", "FDEBlock", "NonFinite", "Step", "Task"]
 
@@ -74,7 +74,7 @@ class Step:
 
 class FDEBlock(nn.Module):
     """``y0 -> ys`` at ``t_eval`` with a run's engine settings (``engine``: a key of
-    :data:`~fdebench.tasks.engines.ENGINES`, ``fdebench`` by default); counts the field's
+    :data:`~fdebench.tasks.backends.ENGINES`, ``fdebench`` by default); counts the field's
     evaluations (``nfe``, forward and backward passes alike, whichever engine calls them), the
     solves' work (``work``: state elements times solver steps of ``step_size``, summed) and the
     bytes of the last solve's state (``state_bytes``: ``|y|``, the trajectory floor's unit: a

@@ -18,9 +18,9 @@ from multiprocessing.connection import wait
 import torch
 
 from ...errors import InputError
-from ..config import Resources
 from ..description import RunDescription
 from ..execute import resolve_device
+from ..suite_file import Resources
 from ..worker import RunProcess
 from .base import Event, Finished, Started, with_threads
 

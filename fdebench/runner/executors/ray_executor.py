@@ -34,9 +34,9 @@ from typing import Any
 
 from ...errors import InputError
 from ...results import ERROR, OOM
-from ..config import Resources
 from ..description import RunDescription
 from ..execute import failure_record
+from ..suite_file import Resources
 from ..worker import run_in_process
 from .base import Event, Finished, Started, with_threads
 

@@ -1,4 +1,4 @@
-"""The solver engines an :class:`~fdebench.tasks.FDEBlock` can run on: ``ENGINES`` by name.
+"""Solver back-ends: the engines an :class:`~fdebench.tasks.FDEBlock` runs on (``ENGINES``).
 
 * ``fdebench`` (the default): :func:`fdebench.engine.fdeint`, every Caputo order
   ``0 < alpha <= 1``, its methods (``euler``, ``abm``, ``l1``, ``gl``, ``rk4``), gradient

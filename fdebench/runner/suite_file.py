@@ -160,7 +160,7 @@ ENGINE_CHECKS = {
     "soe_tol": _soe_tol,
     "cost_only": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
 }
-#: the keys whose combination an engine may refuse (see fdebench.tasks.engines.incompatible)
+#: the keys whose combination an engine may refuse (see fdebench.tasks.backends.incompatible)
 COMBINED = ("engine", "method", "gradient", "alpha", "learn_alpha", "history")
 
 
