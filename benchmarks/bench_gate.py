@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import torch
 
-from . import gate
+from .common import gate
 from .common.fields import bench_device
 from .common.workload import make_workload
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from . import gate
+from .common import gate
 from .common.fields import bench_device
 from .common.task_step import TASK_CASES, make_task_step, task_config
 
