@@ -106,7 +106,10 @@ suite keys worth knowing (docs: docs/suites.md, the bundled suites' comments):
   grid: {step_size: [...]}     a sweep over N (also alpha, batch_size): the report's claim
                                maps say from which N each claim holds
   missing: 0.3                 lotka_volterra: drop that fraction of the observation times
-bundled suites for the paper's claims: paper-replica, claims-map (CPU), paper-claims-gpu."""
+  history: soe, gradient: revolve   the compressed history and its exact adjoint from
+                               binomial checkpoints: memory far below (N + 1)|y|
+bundled suites for the paper's claims: paper-replica, claims-map (CPU), paper-claims-gpu;
+below the trajectory floor: memory-frontier."""
 
 
 def build_parser() -> argparse.ArgumentParser:
