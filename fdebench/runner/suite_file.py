@@ -117,6 +117,10 @@ def _positive(v: Any) -> str | None:
     return None if _number(v) and v > 0 else f"must be a positive number, got {v!r}"
 
 
+def _boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
+
+
 def _alpha(v: Any) -> str | None:
     return None if _number(v) and 0 < v <= 1 else f"must be a number in (0, 1], got {v!r}"
 
@@ -155,10 +159,10 @@ ENGINE_CHECKS = {
     "engine": _one_of(ENGINES),
     "rtol": _positive,
     "atol": _positive,
-    "learn_alpha": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
+    "learn_alpha": _boolean,
     "history": _one_of(HISTORIES),
     "soe_tol": _soe_tol,
-    "cost_only": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
+    "cost_only": _boolean,
 }
 #: the keys whose combination an engine may refuse (see fdebench.tasks.backends.incompatible)
 COMBINED = ("engine", "method", "gradient", "alpha", "learn_alpha", "history")
@@ -283,7 +287,7 @@ MEASURE_CHECKS = {
     "threads": lambda v: None if v is None or (isinstance(v, int) and not isinstance(v, bool)
                                                and v >= 1)
     else f"must be an integer >= 1 or null, got {v!r}",
-    "cost_only": lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}",
+    "cost_only": _boolean,
 }
 RESOURCE_CHECKS = {
     "cpus": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 1
